@@ -1,0 +1,41 @@
+# llm-gateway: build, run, test, install.
+#   make run       build (debug) and run the daemon on gateway.yaml.example
+#   make test      install what the tests need, build, run the whole suite
+#   make release   optimised build
+#   make install   install binary, unit, man pages and example config (PREFIX, DESTDIR honoured)
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CONFIG ?= gateway.yaml.example
+SWIFT ?= swift
+
+.PHONY: run test test-deps build release install clean
+
+run:
+	$(SWIFT) build
+	.build/debug/llm-gateway serve --config $(CONFIG)
+
+# Python's official openai SDK drives the gateway in one of the end-to-end tests.
+test-deps:
+	@python3 -c 'import openai' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check openai
+
+test: test-deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+build:
+	$(SWIFT) build
+
+release:
+	$(SWIFT) build -c release
+
+install: release
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8 \
+		$(DESTDIR)$(PREFIX)/share/llm-gateway
+	install -m 0755 -s .build/release/llm-gateway $(DESTDIR)$(PREFIX)/bin/llm-gateway
+	install -m 0644 man/llm-gateway.8 $(DESTDIR)$(PREFIX)/share/man/man8/llm-gateway.8
+	install -m 0644 man/gateway.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/gateway.yaml.5
+	install -m 0644 gateway.yaml.example $(DESTDIR)$(PREFIX)/share/llm-gateway/gateway.yaml.example
+
+clean:
+	rm -rf .build

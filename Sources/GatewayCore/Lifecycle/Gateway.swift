@@ -1,0 +1,81 @@
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// The whole daemon: configuration store, upstream clients and the HTTP application.
+///
+/// The executable and the tests build it the same way:
+/// ```swift
+/// let gateway = Gateway(config: config, logger: logger)
+/// try await gateway.run()
+/// ```
+public final class Gateway: Sendable {
+    /// The configuration in force.
+    public let store: ConfigStore
+    /// Pooled upstream clients.
+    public let clients: UpstreamClients
+    /// Readiness for `/readyz`.
+    public let readiness = Readiness()
+    /// The daemon's logger.
+    public let logger: Logger
+
+    public init(config: GatewayConfig, logger: Logger) {
+        self.store = ConfigStore(ConfigSnapshot(config: config))
+        self.clients = UpstreamClients()
+        self.logger = logger
+        clients.prepare(for: config)
+    }
+
+    /// The router with every route and middleware.
+    public func makeRouter() -> Router<GatewayRequestContext> {
+        let router = Router(context: GatewayRequestContext.self)
+        router.add(middleware: RequestIDMiddleware(store: store))
+        router.add(middleware: ErrorEnvelopeMiddleware())
+        let health = HealthRoutes(readiness: readiness)
+        router.get("healthz", use: health.healthz)
+        router.get("readyz", use: health.readyz)
+        let chat = ChatCompletionsRoute(proxy: ChatProxy(clients: clients))
+        let models = ModelsRoute()
+        let api = router.group("v1").add(middleware: AuthMiddleware())
+        api.post("chat/completions", use: chat.handle)
+        api.get("models", use: models.list)
+        api.get("models/**", use: models.retrieve)
+        return router
+    }
+
+    /// The HTTP application on the configured listener.
+    /// - Parameter onRunning: called with the bound port once the listener is up.
+    public func makeApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        let server = store.snapshot.config.server
+        let readiness = self.readiness
+        let logger = self.logger
+        return Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(server.host, port: server.port), serverName: "llm-gateway"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? server.port
+                readiness.markReady()
+                logger.notice("listening", metadata: ["address": "\(server.host):\(port)"])
+                await onRunning(port)
+            },
+            logger: logger)
+    }
+
+    /// Runs until SIGTERM or SIGINT, then drains and stops.
+    public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let app = makeApplication(onRunning: onRunning)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: app)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            await clients.shutdown()
+            throw error
+        }
+        await clients.shutdown()
+    }
+}

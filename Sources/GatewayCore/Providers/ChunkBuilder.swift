@@ -1,0 +1,158 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Builds OpenAI `chat.completion.chunk` payloads for one streamed response:
+/// one id and one `created` time for every chunk, the role in the first delta.
+public struct ChunkBuilder: Sendable {
+    /// `chatcmpl-…` id shared by every chunk.
+    public let id: String
+    /// Unix time of the response.
+    public let created: Int64
+    /// Model name reported to the client.
+    public let model: String
+    /// Whether the client asked for the final usage chunk.
+    public let includeUsage: Bool
+    private var sentRole = false
+
+    public init(model: String, includeUsage: Bool, id: String = RandomID.make(prefix: "chatcmpl-"), created: Int64 = UnixTime.now()) {
+        self.id = id
+        self.created = created
+        self.model = model
+        self.includeUsage = includeUsage
+    }
+
+    /// A chunk with one choice carrying `delta` (the role is added to the first one).
+    public mutating func delta(_ delta: [String: JSON], finishReason: String? = nil) -> String {
+        var delta = delta
+        if !sentRole {
+            delta["role"] = "assistant"
+            sentRole = true
+        }
+        let choice: JSON = [
+            "index": 0,
+            "delta": .object(delta),
+            "logprobs": .null,
+            "finish_reason": finishReason.map(JSON.string) ?? .null,
+        ]
+        return chunk(choices: [choice])
+    }
+
+    /// The first chunk: role and empty content.
+    public mutating func start() -> String {
+        delta(["content": ""])
+    }
+
+    /// A chunk with a piece of text.
+    public mutating func text(_ text: String) -> String {
+        delta(["content": .string(text)])
+    }
+
+    /// A chunk opening tool call number `index`, with its id and name and the first piece of its arguments.
+    public mutating func toolCallStart(index: Int, id: String, name: String, arguments: String = "") -> String {
+        delta([
+            "tool_calls": [
+                [
+                    "index": .int(Int64(index)), "id": .string(id), "type": "function",
+                    "function": ["name": .string(name), "arguments": .string(arguments)],
+                ]
+            ]
+        ])
+    }
+
+    /// A chunk with more of tool call number `index`'s arguments.
+    public mutating func toolCallArguments(index: Int, fragment: String) -> String {
+        delta(["tool_calls": [["index": .int(Int64(index)), "function": ["arguments": .string(fragment)]]]])
+    }
+
+    /// The chunk carrying the finish reason, with an empty delta.
+    public mutating func finish(reason: String) -> String {
+        delta([:], finishReason: reason)
+    }
+
+    /// The usage chunk (`choices: []`), sent after the finish chunk when asked for.
+    public func usage(_ usage: Usage) -> String {
+        chunk(choices: [], usage: usage.json)
+    }
+
+    /// The payloads that close a stream: the usage chunk when asked for, then `[DONE]`.
+    public func closing(usage: Usage?) -> [String] {
+        var payloads: [String] = []
+        if includeUsage { payloads.append(self.usage(usage ?? Usage())) }
+        payloads.append("[DONE]")
+        return payloads
+    }
+
+    private func chunk(choices: [JSON], usage: JSON? = nil) -> String {
+        var object: [String: JSON] = [
+            "id": .string(id),
+            "object": "chat.completion.chunk",
+            "created": .int(created),
+            "model": .string(model),
+            "choices": .array(choices),
+        ]
+        if includeUsage { object["usage"] = usage ?? .null }
+        return JSON.object(object).serialized()
+    }
+}
+
+/// Random identifiers for responses and tool calls.
+public enum RandomID {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".utf8)
+
+    /// `prefix` followed by `length` random letters and digits.
+    public static func make(prefix: String, length: Int = 24) -> String {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(length)
+        for _ in 0..<length { bytes.append(alphabet[Int(generator.next(upperBound: UInt64(alphabet.count)))]) }
+        return prefix + String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// The wall clock in whole seconds.
+public enum UnixTime {
+    /// Seconds since 1970.
+    public static func now() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec)
+    }
+}
+
+/// OpenAI finish reasons.
+public enum FinishReason {
+    public static let stop = "stop"
+    public static let length = "length"
+    public static let toolCalls = "tool_calls"
+    public static let contentFilter = "content_filter"
+}
+
+extension ChatCompletion {
+    /// Builds a `chat.completion` with one choice.
+    /// - Parameters:
+    ///   - text: the assistant's text, nil when it only called tools.
+    ///   - toolCalls: OpenAI `tool_calls` entries.
+    public static func make(
+        model: String, text: String?, toolCalls: [JSON], finishReason: String, usage: Usage?,
+        id: String = RandomID.make(prefix: "chatcmpl-"), created: Int64 = UnixTime.now()
+    ) -> ChatCompletion {
+        var message: [String: JSON] = [
+            "role": "assistant",
+            "content": text.map(JSON.string) ?? .null,
+            "refusal": .null,
+        ]
+        if !toolCalls.isEmpty { message["tool_calls"] = .array(toolCalls) }
+        var body: [String: JSON] = [
+            "id": .string(id),
+            "object": "chat.completion",
+            "created": .int(created),
+            "model": .string(model),
+            "choices": [["index": 0, "message": .object(message), "logprobs": .null, "finish_reason": .string(finishReason)]],
+        ]
+        if let usage { body["usage"] = usage.json }
+        return ChatCompletion(body: .object(body), usage: usage)
+    }
+}

@@ -1,0 +1,74 @@
+/// An HTTP request to send to a provider, built by a `ProviderAdapter`.
+public struct UpstreamRequest: Sendable {
+    /// Path and query to append to the provider's `base_url`; every dynamic part already percent-encoded.
+    public var path: String
+    /// Headers, the credential included.
+    public var headers: [(name: String, value: String)]
+    /// The JSON body.
+    public var body: JSON
+
+    public init(path: String, headers: [(name: String, value: String)], body: JSON) {
+        self.path = path
+        self.headers = headers
+        self.body = body
+    }
+
+    /// The value of the first header called `name` (case-insensitive).
+    public func header(_ name: String) -> String? {
+        headers.first { $0.name.lowercased() == name.lowercased() }?.value
+    }
+}
+
+/// A complete non-streamed answer, translated to OpenAI's `chat.completion`.
+public struct ChatCompletion: Sendable {
+    /// The `chat.completion` object.
+    public var body: JSON
+    /// Token usage, when the provider reported it.
+    public var usage: Usage?
+
+    public init(body: JSON, usage: Usage?) {
+        self.body = body
+        self.usage = usage
+    }
+}
+
+/// Translates between OpenAI's Chat Completions API and one provider's API.
+///
+/// Adapters are stateless values; the per-stream state lives in the `StreamTranslator` they make.
+public protocol ProviderAdapter: Sendable {
+    /// Builds the upstream request for `request`.
+    /// - Parameters:
+    ///   - request: the validated client request.
+    ///   - upstreamModel: the model id to ask the provider for.
+    ///   - provider: the provider's settings (key, headers, defaults).
+    /// - Throws: `GatewayError` (400) when the request asks for something this provider cannot do.
+    func makeRequest(_ request: ChatRequest, upstreamModel: String, provider: ProviderConfig) throws(GatewayError)
+        -> UpstreamRequest
+
+    /// Translates a successful (2xx) non-streamed response body.
+    /// - Parameter model: the model name to report to the client.
+    func translateResponse(_ body: JSON, model: String) throws(GatewayError) -> ChatCompletion
+
+    /// Makes the translator for one streamed response.
+    /// - Parameters:
+    ///   - model: the model name to report to the client.
+    ///   - includeUsage: whether the client asked for the final usage chunk.
+    func makeStreamTranslator(model: String, includeUsage: Bool) -> any StreamTranslator
+
+    /// The human-readable message inside a provider's error body, if it has one.
+    func errorMessage(from body: JSON) -> String?
+}
+
+/// Turns one provider's streamed events into OpenAI `chat.completion.chunk` payloads.
+public protocol StreamTranslator: Sendable {
+    /// Consumes one upstream server-sent event and returns the `data:` payloads to send to the client, in order.
+    /// - Throws: `GatewayError` when the provider reports an error inside the stream.
+    mutating func consume(_ event: ServerSentEvent) throws(GatewayError) -> [String]
+
+    /// Called once the upstream stream has ended; returns the last payloads, `[DONE]` included.
+    /// - Throws: `GatewayError` when the stream ended before the provider said it was complete.
+    mutating func finish() throws(GatewayError) -> [String]
+
+    /// Usage seen so far (complete once `finish()` has returned).
+    var usage: Usage? { get }
+}

@@ -1,0 +1,96 @@
+/// One server-sent event: its `event:` name (nil when unnamed) and its joined `data:` lines.
+public struct ServerSentEvent: Sendable, Equatable {
+    public var event: String?
+    public var data: String
+
+    public init(event: String? = nil, data: String) {
+        self.event = event
+        self.data = data
+    }
+}
+
+/// Splits a byte stream into server-sent events, whatever the chunk boundaries.
+///
+/// Follows the WHATWG rules: lines end in LF, CRLF or CR; a blank line ends an event;
+/// lines starting with `:` are comments; `data:` lines are joined with LF.
+public struct ServerSentEventParser: Sendable {
+    private var line: [UInt8] = []
+    private var event: String?
+    private var dataLines: [String] = []
+    private var hasData = false
+    private var lastWasCR = false
+
+    /// Upper bound on one line, so a stream without newlines cannot exhaust memory.
+    public static let maximumLineBytes = 16 * 1024 * 1024
+
+    public init() {}
+
+    /// Feeds bytes and returns the events they complete.
+    public mutating func feed<Bytes: Sequence>(_ bytes: Bytes) throws(GatewayError) -> [ServerSentEvent] where Bytes.Element == UInt8 {
+        var events: [ServerSentEvent] = []
+        for byte in bytes {
+            if byte == 0x0A {
+                if lastWasCR {
+                    lastWasCR = false
+                    continue
+                }
+                endLine(into: &events)
+            } else if byte == 0x0D {
+                lastWasCR = true
+                endLine(into: &events)
+            } else {
+                lastWasCR = false
+                line.append(byte)
+                if line.count > Self.maximumLineBytes {
+                    throw .badGateway("The provider sent a streamed line longer than \(Self.maximumLineBytes) bytes.")
+                }
+            }
+        }
+        return events
+    }
+
+    /// Returns the event left pending when the stream ends without a final blank line.
+    public mutating func finish() -> [ServerSentEvent] {
+        var events: [ServerSentEvent] = []
+        if !line.isEmpty { endLine(into: &events) }
+        if hasData { events.append(ServerSentEvent(event: event, data: dataLines.joined(separator: "\n"))) }
+        reset()
+        return events
+    }
+
+    private mutating func reset() {
+        event = nil
+        dataLines = []
+        hasData = false
+    }
+
+    private mutating func endLine(into events: inout [ServerSentEvent]) {
+        defer { line.removeAll(keepingCapacity: true) }
+        if line.isEmpty {
+            if hasData { events.append(ServerSentEvent(event: event, data: dataLines.joined(separator: "\n"))) }
+            reset()
+            return
+        }
+        if line.first == UInt8(ascii: ":") { return }
+        let field: String
+        var value: String
+        if let colon = line.firstIndex(of: UInt8(ascii: ":")) {
+            field = String(decoding: line[..<colon], as: UTF8.self)
+            var valueStart = colon + 1
+            if valueStart < line.count, line[valueStart] == UInt8(ascii: " ") { valueStart += 1 }
+            value = String(decoding: line[valueStart...], as: UTF8.self)
+        } else {
+            field = String(decoding: line, as: UTF8.self)
+            value = ""
+        }
+        switch field {
+        case "data":
+            dataLines.append(value)
+            hasData = true
+        case "event":
+            event = value
+        default:
+            value = ""
+        }
+    }
+}

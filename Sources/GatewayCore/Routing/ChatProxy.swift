@@ -1,0 +1,167 @@
+import AsyncHTTPClient
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// An upstream response whose head has arrived with a 2xx status, body not yet read.
+public struct OpenedUpstream: Sendable {
+    /// The model that is answering.
+    public var model: ResolvedModel
+    /// The adapter for its provider.
+    public var adapter: any ProviderAdapter
+    /// The response; its body is still to be read.
+    public var response: HTTPClientResponse
+    /// When the whole request must be done.
+    public var deadline: ContinuousClock.Instant
+}
+
+/// Sends chat requests to providers and maps every failure to a `GatewayError` fit for the client.
+public struct ChatProxy: Sendable {
+    /// The pooled clients.
+    public let clients: UpstreamClients
+    /// Largest non-streamed answer read from a provider.
+    public static let maximumResponseBytes = 64 * 1024 * 1024
+
+    public init(clients: UpstreamClients) {
+        self.clients = clients
+    }
+
+    /// Sends `request` to `model`'s provider and waits for a successful response head.
+    /// - Throws: `GatewayError` for an unusable provider, a refused request, an upstream error status or a timeout.
+    public func open(_ request: ChatRequest, model: ResolvedModel, logger: Logger) async throws(GatewayError) -> OpenedUpstream {
+        let provider = model.provider
+        guard provider.isEnabled else {
+            let names = provider.missingVariables.map { "$\($0)" }.joined(separator: ", ")
+            throw .unavailable(
+                "Provider '\(provider.name)' for model '\(model.name)' is not configured: environment variable \(names) is not set.")
+        }
+        let adapter = provider.type.adapter
+        let upstream = try adapter.makeRequest(request, upstreamModel: model.upstream, provider: provider)
+        let started = ContinuousClock.now
+        let deadline = started + provider.timeouts.total
+        let headDeadline = min(started + provider.timeouts.firstByte, deadline)
+
+        var http = HTTPClientRequest(url: Self.joinURL(provider.baseURL, upstream.path))
+        http.method = .POST
+        for header in upstream.headers { http.headers.add(name: header.name, value: header.value) }
+        http.body = .bytes(ByteBuffer(bytes: upstream.body.bytes()))
+
+        let response: HTTPClientResponse
+        do {
+            response = try await clients.client(for: provider).execute(
+                http, deadline: .now() + TimeAmount(headDeadline - ContinuousClock.now), logger: logger)
+        } catch {
+            throw Self.transportError(error, provider: provider)
+        }
+        guard (200..<300).contains(Int(response.status.code)) else {
+            throw await Self.statusError(response, provider: provider, adapter: adapter)
+        }
+        return OpenedUpstream(model: model, adapter: adapter, response: response, deadline: deadline)
+    }
+
+    /// Reads and translates a non-streamed answer.
+    public func completion(from opened: OpenedUpstream, requestedModel: String) async throws(GatewayError) -> ChatCompletion {
+        let provider = opened.model.provider
+        let body: ByteBuffer
+        do {
+            body = try await withDeadline(opened.deadline) {
+                try await opened.response.body.collect(upTo: Self.maximumResponseBytes)
+            }
+        } catch let error as GatewayError {
+            throw error
+        } catch is DeadlineExceeded {
+            throw .gatewayTimeout("Provider '\(provider.name)' did not finish within its total timeout.")
+        } catch {
+            throw Self.transportError(error, provider: provider)
+        }
+        guard let json = try? JSON.parse(body.readableBytesView) else {
+            throw .badGateway("Provider '\(provider.name)' answered with a body that is not JSON.")
+        }
+        return try opened.adapter.translateResponse(json, model: requestedModel)
+    }
+
+    // MARK: - Errors
+
+    static func joinURL(_ base: String, _ path: String) -> String {
+        var base = Substring(base)
+        while base.hasSuffix("/") { base = base.dropLast() }
+        return base + path
+    }
+
+    static func transportError(_ error: any Error, provider: ProviderConfig) -> GatewayError {
+        if let error = error as? GatewayError { return error }
+        let name = provider.name
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .deadlineExceeded:
+                return .gatewayTimeout(
+                    "Provider '\(name)' sent no response within its first_byte timeout (\(provider.timeouts.firstByte)).")
+            case .connectTimeout:
+                return .gatewayTimeout("Could not connect to provider '\(name)' within its connect timeout (\(provider.timeouts.connect)).")
+            case .readTimeout:
+                return .gatewayTimeout("Provider '\(name)' stopped sending data (idle timeout).")
+            case .cancelled:
+                return GatewayError(status: 499, type: "api_error", message: "The request was cancelled.", code: "cancelled")
+            default:
+                return .badGateway("Could not complete the request to provider '\(name)': connection failed (\(Self.kind(of: error))).", code: "upstream_unreachable")
+            }
+        }
+        if error is CancellationError {
+            return GatewayError(status: 499, type: "api_error", message: "The request was cancelled.", code: "cancelled")
+        }
+        return .badGateway("Could not reach provider '\(name)': connection failed (\(Self.kind(of: error))).", code: "upstream_unreachable")
+    }
+
+    /// A short name for an error's kind that cannot carry a URL or a key.
+    private static func kind(of error: any Error) -> String {
+        let text = String(describing: type(of: error))
+        return text.isEmpty ? "error" : text
+    }
+
+    static func statusError(_ response: HTTPClientResponse, provider: ProviderConfig, adapter: any ProviderAdapter) async -> GatewayError {
+        let status = Int(response.status.code)
+        let body = try? await response.body.collect(upTo: 1024 * 1024)
+        var detail = body.flatMap { try? JSON.parse($0.readableBytesView) }.flatMap { adapter.errorMessage(from: $0) }
+            ?? "no error message"
+        if let key = provider.apiKey, !key.isEmpty { detail = detail.replacingAll(key, with: "[redacted]") }
+        if detail.count > 2000 { detail = String(detail.prefix(2000)) + "…" }
+        let message = "Provider '\(provider.name)' returned HTTP \(status): \(detail)"
+        switch status {
+        case 400, 422: return GatewayError(status: status, type: "invalid_request_error", message: message, code: "upstream_rejected")
+        case 401: return GatewayError(status: 401, type: "authentication_error", message: message, code: "upstream_authentication")
+        case 403: return GatewayError(status: 403, type: "permission_error", message: message, code: "upstream_permission")
+        case 404: return GatewayError(status: 404, type: "not_found_error", message: message, code: "upstream_not_found")
+        case 413: return GatewayError(status: 413, type: "invalid_request_error", message: message, code: "request_too_large")
+        case 429: return GatewayError(status: 429, type: "rate_limit_exceeded", message: message, code: "upstream_rate_limited")
+        case 400..<500: return GatewayError(status: status, type: "invalid_request_error", message: message, code: "upstream_rejected")
+        default: return .badGateway(message)
+        }
+    }
+}
+
+extension String {
+    /// This string with every occurrence of `target` replaced.
+    func replacingAll(_ target: String, with replacement: String) -> String {
+        guard !target.isEmpty else { return self }
+        var result = ""
+        var rest = self[...]
+        while let range = rest.range(of: target) {
+            result += rest[..<range.lowerBound]
+            result += replacement
+            rest = rest[range.upperBound...]
+        }
+        return result + rest
+    }
+}
+
+extension Substring {
+    func range(of target: String) -> Range<Substring.Index>? {
+        guard let first = target.first else { return nil }
+        var index = startIndex
+        while let start = self[index...].firstIndex(of: first) {
+            if self[start...].hasPrefix(target) { return start..<self.index(start, offsetBy: target.count) }
+            index = self.index(after: start)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,63 @@
+/// A model a client may ask for, resolved to the provider that serves it.
+public struct ResolvedModel: Sendable, Equatable {
+    /// The name clients send.
+    public var name: String
+    /// The provider that serves it.
+    public var provider: ProviderConfig
+    /// The model id sent upstream.
+    public var upstream: String
+    /// Price per one million tokens, when known.
+    public var price: Price?
+    /// Ordered fallback chain (model names), used by failover.
+    public var fallbacks: [String]
+}
+
+/// Every model name the gateway answers to: the built-in catalog for each configured provider type,
+/// overridden and extended by `models:`, plus `provider/model` for any configured provider.
+public struct ModelTable: Sendable {
+    private var models: [String: ResolvedModel] = [:]
+    private var order: [String] = []
+    private let providers: [String: ProviderConfig]
+
+    /// Builds the table for `config`.
+    public init(config: GatewayConfig) {
+        var providers: [String: ProviderConfig] = [:]
+        for provider in config.providers { providers[provider.name] = provider }
+        self.providers = providers
+        for entry in ModelCatalog.models {
+            guard let provider = config.providers.first(where: { $0.type == entry.providerType }) else { continue }
+            add(ResolvedModel(name: entry.name, provider: provider, upstream: entry.upstream, price: entry.price, fallbacks: entry.fallbacks))
+        }
+        for name in config.models.keys.sorted() {
+            let model = config.models[name]!
+            guard let provider = providers[model.provider] else { continue }
+            let catalog = ModelCatalog.model(named: name) ?? ModelCatalog.model(named: model.upstream)
+            add(
+                ResolvedModel(
+                    name: name, provider: provider, upstream: model.upstream,
+                    price: model.price ?? (catalog?.providerType == provider.type ? catalog?.price : nil),
+                    fallbacks: model.fallbacks ?? catalog?.fallbacks ?? []))
+        }
+    }
+
+    private mutating func add(_ model: ResolvedModel) {
+        if models[model.name] == nil { order.append(model.name) }
+        models[model.name] = model
+    }
+
+    /// The model called `name`: a configured or catalog name, else `provider/model`.
+    public func resolve(_ name: String) -> ResolvedModel? {
+        if let model = models[name] { return model }
+        guard let slash = name.firstIndex(of: "/") else { return nil }
+        let providerName = String(name[..<slash])
+        let upstream = String(name[name.index(after: slash)...])
+        guard let provider = providers[providerName], !upstream.isEmpty else { return nil }
+        let catalog = ModelCatalog.model(named: upstream)
+        return ResolvedModel(
+            name: name, provider: provider, upstream: upstream,
+            price: catalog?.providerType == provider.type ? catalog?.price : nil, fallbacks: [])
+    }
+
+    /// Every named model, in a stable order (catalog first, then configured ones).
+    public var all: [ResolvedModel] { order.compactMap { models[$0] } }
+}

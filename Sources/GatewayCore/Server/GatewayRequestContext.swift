@@ -1,0 +1,27 @@
+import Hummingbird
+
+/// Per-request state: the request id, the configuration snapshot and the authenticated key.
+public struct GatewayRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// `X-Request-Id`: the client's, or one made by the gateway.
+    public var requestID = ""
+    /// When the gateway received the request.
+    public var startedAt = ContinuousClock.now
+    /// The configuration this request runs under, taken once at its start.
+    public var snapshot: ConfigSnapshot?
+    /// The authenticated key, set by `AuthMiddleware`.
+    public var key: KeyConfig?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+    }
+
+    /// `server.max_body_bytes` of the snapshot.
+    public var maxUploadSize: Int { snapshot?.config.server.maxBodyBytes ?? ServerSettings().maxBodyBytes }
+
+    /// Milliseconds since the request arrived.
+    public var elapsedMilliseconds: Int {
+        let elapsed = ContinuousClock.now - startedAt
+        return Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+    }
+}

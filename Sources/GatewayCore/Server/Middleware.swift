@@ -1,0 +1,136 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+
+extension HTTPField.Name {
+    static let requestID = HTTPField.Name("X-Request-Id")!
+    static let provider = HTTPField.Name("X-Provider")!
+    static let servedModel = HTTPField.Name("X-Model")!
+    static let latency = HTTPField.Name("X-Latency-Ms")!
+    static let cost = HTTPField.Name("X-Cost-USD")!
+}
+
+/// Gives every request an id (the client's `X-Request-Id` when it is sane), the current configuration
+/// snapshot and a logger tagged with the id; echoes the id on every response.
+public struct RequestIDMiddleware: RouterMiddleware {
+    let store: ConfigStore
+
+    public init(store: ConfigStore) {
+        self.store = store
+    }
+
+    public func handle(
+        _ request: Request, context: GatewayRequestContext, next: (Request, GatewayRequestContext) async throws -> Response
+    ) async throws -> Response {
+        var context = context
+        context.startedAt = .now
+        context.snapshot = store.snapshot
+        if let given = request.headers[.requestID], Self.isAcceptable(given) {
+            context.requestID = given
+        } else {
+            context.requestID = RandomID.make(prefix: "req_")
+        }
+        context.logger[metadataKey: "request_id"] = .string(context.requestID)
+        var response = try await next(request, context)
+        response.headers[.requestID] = context.requestID
+        return response
+    }
+
+    /// Ids up to 128 characters of letters, digits and `-_.:`; anything else is replaced.
+    static func isAcceptable(_ id: String) -> Bool {
+        guard !id.isEmpty, id.utf8.count <= 128 else { return false }
+        return id.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: ":")
+        }
+    }
+}
+
+/// Turns every error thrown below it into OpenAI's error envelope, so no client ever sees another shape.
+public struct ErrorEnvelopeMiddleware: RouterMiddleware {
+    public init() {}
+
+    public func handle(
+        _ request: Request, context: GatewayRequestContext, next: (Request, GatewayRequestContext) async throws -> Response
+    ) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as GatewayError {
+            if error.status >= 500 {
+                context.logger.warning("request failed", metadata: ["status": "\(error.status)", "error": "\(error.message)"])
+            } else {
+                context.logger.info("request refused", metadata: ["status": "\(error.status)", "error": "\(error.message)"])
+            }
+            return .json(error.envelope, status: error.status)
+        } catch let error as any HTTPResponseError {
+            let gatewayError = Self.translate(error, request: request)
+            return .json(gatewayError.envelope, status: gatewayError.status)
+        } catch {
+            context.logger.error("internal error", metadata: ["error": "\(type(of: error))"])
+            return .json(
+                GatewayError(status: 500, type: "api_error", message: "The gateway failed to handle the request.", code: "internal_error")
+                    .envelope, status: 500)
+        }
+    }
+
+    static func translate(_ error: any HTTPResponseError, request: Request) -> GatewayError {
+        let status = Int(error.status.code)
+        switch status {
+        case 404:
+            return .notFound("Unknown request URL: \(request.method) \(request.uri.path).", code: "unknown_url")
+        case 405:
+            return GatewayError(
+                status: 405, type: "invalid_request_error", message: "Method \(request.method) is not allowed on \(request.uri.path).",
+                code: "method_not_allowed")
+        case 413:
+            return GatewayError(status: 413, type: "invalid_request_error", message: "Request body too large.", code: "request_too_large")
+        default:
+            let message = (error as? HTTPError)?.body ?? error.status.reasonPhrase
+            return GatewayError(status: status, type: status >= 500 ? "api_error" : "invalid_request_error", message: message)
+        }
+    }
+}
+
+/// Checks `Authorization: Bearer gw_...` against the snapshot's key hashes. The key itself is never logged or kept.
+public struct AuthMiddleware: RouterMiddleware {
+    public init() {}
+
+    public func handle(
+        _ request: Request, context: GatewayRequestContext, next: (Request, GatewayRequestContext) async throws -> Response
+    ) async throws -> Response {
+        guard let header = request.headers[.authorization] else {
+            throw GatewayError.unauthorized(
+                "You didn't provide an API key. Send your gateway key in the Authorization header as 'Bearer gw_...'.")
+        }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            throw GatewayError.unauthorized("The Authorization header must be 'Bearer <gateway key>'.")
+        }
+        let secret = parts[1].trimmingWhitespace()
+        guard let snapshot = context.snapshot, let key = snapshot.key(forSecret: secret) else {
+            throw GatewayError.unauthorized("Incorrect API key provided. Use a gateway key listed (by its sha256) under 'keys:' in gateway.yaml.")
+        }
+        var context = context
+        context.key = key
+        context.logger[metadataKey: "key"] = .string(key.name)
+        return try await next(request, context)
+    }
+}
+
+extension Substring {
+    func trimmingWhitespace() -> String {
+        String(self.drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
+    }
+}
+
+extension Response {
+    /// A JSON response.
+    static func json(_ value: JSON, status: Int = 200, headers: HTTPFields = [:]) -> Response {
+        var headers = headers
+        headers[.contentType] = "application/json"
+        let bytes = value.bytes()
+        headers[.contentLength] = String(bytes.count)
+        return Response(
+            status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+}

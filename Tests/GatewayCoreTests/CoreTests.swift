@@ -1,0 +1,159 @@
+import Testing
+@testable import GatewayCore
+
+@Suite("JSON")
+struct JSONTests {
+    @Test func parsesAndWritesEveryKind() throws {
+        let text = #"{"a":[1,-2.5,true,false,null,"x\"y\\z\n\u00e9\ud83d\ude00"],"b":{"c":1e3}}"#
+        let value = try JSON.parse(text)
+        #expect(value["a"]?.arrayValue?.count == 6)
+        #expect(value["a"]?.arrayValue?[0] == .int(1))
+        #expect(value["a"]?.arrayValue?[1] == .double(-2.5))
+        #expect(value["a"]?.arrayValue?[5] == .string("x\"y\\z\né😀"))
+        #expect(value["b"]?["c"]?.doubleValue == 1000)
+        #expect(try JSON.parse(value.serialized()) == value)
+        #expect(JSON.object(["b": 1, "a": 2]).serialized(sortedKeys: true) == #"{"a":2,"b":1}"#)
+    }
+
+    @Test(arguments: ["", "{", "[1,]", "{\"a\" 1}", "tru", "\"unterminated", "01", "1.", "\"\\x\"", "\"\\ud800\"", "[1] x", "\"a\u{01}\""])
+    func rejectsInvalidText(text: String) {
+        #expect(throws: JSONParseError.self) { try JSON.parse(text) }
+    }
+
+    @Test func rejectsDeepNestingInsteadOfCrashing() {
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        #expect(throws: JSONParseError.self) { try JSON.parse(deep) }
+    }
+
+    @Test func escapesControlCharactersWhenWriting() {
+        #expect(JSON.string("a\u{01}b\tc").serialized() == #""a\u0001b\tc""#)
+        #expect(JSON.double(0.7).serialized() == "0.7")
+        #expect(JSON.double(3).serialized() == "3")
+    }
+}
+
+@Suite("Server-sent events")
+struct ServerSentEventTests {
+    @Test func splitsEventsAcrossArbitraryChunkBoundaries() throws {
+        let stream = "event: a\r\ndata: one\r\n\r\n: comment\ndata: two\ndata: lines\n\ndata:three\n\n"
+        let bytes = Array(stream.utf8)
+        for split in 1..<bytes.count {
+            var parser = ServerSentEventParser()
+            var events = try parser.feed(bytes[..<split])
+            events += try parser.feed(bytes[split...])
+            events += parser.finish()
+            #expect(events == [
+                ServerSentEvent(event: "a", data: "one"), ServerSentEvent(data: "two\nlines"), ServerSentEvent(data: "three"),
+            ])
+        }
+    }
+
+    @Test func flushesAnEventLeftOpenAtTheEnd() throws {
+        var parser = ServerSentEventParser()
+        #expect(try parser.feed(Array("data: tail".utf8)).isEmpty)
+        #expect(parser.finish() == [ServerSentEvent(data: "tail")])
+    }
+}
+
+@Suite("Chat request validation")
+struct ChatRequestTests {
+    @Test func acceptsAFullRequest() throws {
+        let request = try ChatRequest(parsing: Array(#"""
+            {"model":"m","stream":true,"stream_options":{"include_usage":true},"max_tokens":5,"stop":"x",
+             "messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"t"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AA=="}}]},
+                         {"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},
+                         {"role":"tool","tool_call_id":"c","content":"r"}]}
+            """#.utf8))
+        #expect(request.model == "m")
+        #expect(request.stream)
+        #expect(request.includeUsage)
+        #expect(request.maxTokens == 5)
+        #expect(request.stopSequences == ["x"])
+        #expect(request.messages.count == 4)
+    }
+
+    @Test(arguments: [
+        (#"{"model":"m","messages":[{"role":"tool","content":"x"}]}"#, "messages[0].tool_call_id"),
+        (#"{"model":"m","messages":[{"role":"user"}]}"#, "messages[0].content"),
+        (#"{"model":"m","messages":[{"role":"user","content":[{"type":"video"}]}]}"#, "messages[0].content[0].type"),
+        (#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}"#, "stream_options"),
+        (#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":3}"#, "temperature"),
+        (#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0}"#, "max_tokens"),
+        (#"{"model":"m","messages":[{"role":"user","content":"x"}],"stop":[1]}"#, "stop"),
+        (#"{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]}"#, "tools[0]"),
+        (#"{"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"yaml"}}"#, "response_format.type"),
+        (#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#, "stream"),
+    ])
+    func rejectsSchemaViolationsNamingTheParameter(body: String, param: String) {
+        #expect(throws: GatewayError.self) { try ChatRequest(parsing: Array(body.utf8)) }
+        do {
+            _ = try ChatRequest(parsing: Array(body.utf8))
+        } catch {
+            #expect(error.status == 400)
+            #expect(error.param == param)
+        }
+    }
+}
+
+@Suite("Small pieces")
+struct SmallPieceTests {
+    @Test(arguments: [("*", "anything", true), ("gpt-*", "gpt-4o", true), ("gpt-*", "claude", false), ("g?t", "gpt", true),
+                      ("*-mini", "gpt-4o-mini", true), ("a*b*c", "aXbYc", true), ("a*b*c", "aXbY", false), ("", "", true)])
+    func globs(pattern: String, text: String, matches: Bool) {
+        #expect(Glob(pattern).matches(text) == matches)
+    }
+
+    @Test func costUsesThePricePerMillionAndCachedInput() {
+        let usage = Usage(promptTokens: 1000, completionTokens: 500, cachedTokens: 400)
+        let cost = usage.cost(at: Price(input: 2.5, output: 10, cachedInput: 1.25))
+        #expect(abs(cost - (600 * 2.5 + 400 * 1.25 + 500 * 10) / 1_000_000) < 1e-12)
+        #expect(CostFormat.usd(0.0000015) == "0.000002")
+        #expect(CostFormat.usd(1.5) == "1.500000")
+        #expect(CostFormat.usd(0) == "0.000000")
+    }
+
+    @Test func generatedKeysAreLongRandomAndHashable() {
+        let first = GatewayKeys.generate()
+        let second = GatewayKeys.generate()
+        #expect(first.hasPrefix("gw_"))
+        #expect(first.count >= 35)
+        #expect(first != second)
+        #expect(first.dropFirst(3).allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
+        #expect(KeyHash.sha256Hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(GatewayKeys.yamlSnippet(name: "app", key: "abc").contains("sha256: ba7816bf"))
+    }
+}
+
+@Suite("OpenAI pass-through")
+struct OpenAIAdapterTests {
+    @Test func setsTheUpstreamModelAndAlwaysAsksForStreamUsage() throws {
+        let request = try ChatRequest(json: ["model": "alias", "stream": true, "messages": [["role": "user", "content": "hi"]], "seed": 7])
+        var provider = ProviderConfig(name: "local", type: .openai, baseURL: "http://x/v1", apiKey: "sk-1")
+        provider.headers = ["X-Team": "a"]
+        let upstream = try OpenAIAdapter().makeRequest(request, upstreamModel: "real-model", provider: provider)
+        #expect(upstream.path == "/chat/completions")
+        #expect(upstream.body["model"] == "real-model")
+        #expect(upstream.body["seed"] == 7)
+        #expect(upstream.body["stream_options"]?["include_usage"] == true)
+        #expect(upstream.header("authorization") == "Bearer sk-1")
+        #expect(upstream.header("x-team") == "a")
+    }
+
+    @Test func hidesUsageFromClientsThatDidNotAskButCountsIt() throws {
+        var translator = OpenAIAdapter().makeStreamTranslator(model: "m", includeUsage: false)
+        let first = try translator.consume(ServerSentEvent(data: #"{"id":"1","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}"#))
+        #expect(first.count == 1)
+        #expect(try JSON.parse(first[0])["usage"] == nil)
+        let usage = try translator.consume(ServerSentEvent(data: #"{"id":"1","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#))
+        #expect(usage.isEmpty)
+        #expect(try translator.consume(ServerSentEvent(data: "[DONE]")).isEmpty)
+        #expect(try translator.finish() == ["[DONE]"])
+        #expect(translator.usage == Usage(promptTokens: 3, completionTokens: 2))
+    }
+
+    @Test func aStreamWithoutDoneIsTruncated() throws {
+        var translator = OpenAIAdapter().makeStreamTranslator(model: "m", includeUsage: true)
+        _ = try translator.consume(ServerSentEvent(data: #"{"id":"1","choices":[{"index":0,"delta":{"content":"hi"}}]}"#))
+        #expect(throws: GatewayError.self) { try translator.finish() }
+    }
+}

@@ -1,0 +1,116 @@
+import Hummingbird
+import HTTPTypes
+import NIOConcurrencyHelpers
+import NIOCore
+@testable import GatewayCore
+
+/// An in-process stand-in for a provider's API, on a free loopback port.
+///
+/// It applies the provider's rules (`Fake…Rules`): it refuses what the real API refuses and answers the rest.
+/// Model names steer it: `status-NNN` answers that status, `stream-truncate` cuts a stream short,
+/// `slow-head` waits 3 s before answering, `stall-stream` stops sending after two events.
+final class FakeUpstream: Sendable {
+    enum Kind: String, Sendable { case openai, anthropic, gemini }
+
+    struct Recorded: Sendable {
+        var path: String
+        var headers: [String: String]
+        var body: JSON?
+    }
+
+    let kind: Kind
+    let key: String
+    private let recorded = NIOLockedValueBox<[Recorded]>([])
+
+    init(kind: Kind, key: String = "sk-fake-\(RandomID.make(prefix: "", length: 12))") {
+        self.kind = kind
+        self.key = key
+    }
+
+    /// Requests received so far.
+    var requests: [Recorded] { recorded.withLockedValue { $0 } }
+
+    /// The `base_url` to configure for this fake.
+    func baseURL(port: Int) -> String {
+        kind == .openai ? "http://127.0.0.1:\(port)/v1" : "http://127.0.0.1:\(port)"
+    }
+
+    func makeApplication(onRunning: @escaping @Sendable (Int) async -> Void) -> some ApplicationProtocol {
+        let responder = CallbackResponder<BasicRequestContext> { request, _ in
+            try await self.respond(to: request)
+        }
+        return Application(
+            responder: responder, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) })
+    }
+
+    private func respond(to request: Request) async throws -> Response {
+        var request = request
+        let body = Array(try await request.collectBody(upTo: 64 * 1024 * 1024).readableBytesView)
+        var headers: [String: String] = [:]
+        for field in request.headers { headers[field.name.canonicalName.lowercased()] = field.value }
+        let path = request.uri.description
+        let json = try? JSON.parse(body)
+        recorded.withLockedValue { $0.append(Recorded(path: path, headers: headers, body: json)) }
+
+        let method = request.method.rawValue
+        let rejection: (status: Int, body: JSON)?
+        switch kind {
+        case .openai: rejection = FakeOpenAIRules.check(method: method, path: path, headers: headers, body: body, expectedKey: key)
+        case .anthropic: rejection = FakeAnthropicRules.check(method: method, path: path, headers: headers, body: body, expectedKey: key)
+        case .gemini: rejection = FakeGeminiRules.check(method: method, path: path, headers: headers, body: body, expectedKey: key)
+        }
+        if let rejection { return Self.json(rejection.body, status: rejection.status) }
+        guard let json else { return Self.json(["error": "unreadable"], status: 400) }
+
+        let model: String
+        let stream: Bool
+        switch kind {
+        case .gemini:
+            let route = FakeGeminiRules.route(path: path)
+            model = route?.model ?? ""
+            stream = route?.stream ?? false
+        default:
+            model = json["model"]?.stringValue ?? ""
+            stream = json["stream"]?.boolValue ?? false
+        }
+        if kind == .openai, model.hasPrefix("status-"), let status = Int(model.dropFirst(7)) {
+            return Self.json(FakeOpenAIRules.error(status, "Fake failure \(status)", type: "server_error").body, status: status)
+        }
+        if model == "slow-head" { try await Task.sleep(for: .seconds(3)) }
+        guard stream else {
+            let answer: JSON
+            switch kind {
+            case .openai: answer = FakeOpenAIRules.response(for: json)
+            case .anthropic: answer = FakeAnthropicRules.response(for: json)
+            case .gemini: answer = FakeGeminiRules.response(for: json, model: model)
+            }
+            return Self.json(answer)
+        }
+        let events: [ServerSentEvent]
+        switch kind {
+        case .openai: events = FakeOpenAIRules.streamEvents(for: json)
+        case .anthropic: events = FakeAnthropicRules.streamEvents(for: json)
+        case .gemini: events = FakeGeminiRules.streamEvents(for: json, model: model)
+        }
+        let stall = model == "stall-stream"
+        return Response(
+            status: .ok, headers: [.contentType: "text/event-stream"],
+            body: ResponseBody { writer in
+                for (index, event) in events.enumerated() {
+                    if stall && index == 2 { try await Task.sleep(for: .seconds(30)) }
+                    var buffer = ByteBuffer()
+                    if let name = event.event { buffer.writeString("event: \(name)\n") }
+                    buffer.writeString("data: \(event.data)\n\n")
+                    try await writer.write(buffer)
+                }
+                try await writer.finish(nil)
+            })
+    }
+
+    static func json(_ value: JSON, status: Int = 200) -> Response {
+        Response(
+            status: .init(code: status), headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: value.bytes())))
+    }
+}

@@ -1,0 +1,130 @@
+import AsyncHTTPClient
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+@testable import GatewayCore
+
+/// A running gateway in front of one fake of each provider, all on free loopback ports.
+struct GatewayHarness: Sendable {
+    static let clientKey = "gw_test_client_key_0123456789abcdefghijklmnop"
+    static let limitedKey = "gw_test_limited_key_0123456789abcdefghijklmno"
+
+    let port: Int
+    let openai: FakeUpstream
+    let anthropic: FakeUpstream
+    let gemini: FakeUpstream
+    let fakePorts: [FakeUpstream.Kind: Int]
+
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// The default configuration: the three providers, two keys (one limited to `gpt-*`).
+    static func defaultConfig(ports: [FakeUpstream.Kind: Int], fakes: [FakeUpstream]) -> GatewayConfig {
+        var config = GatewayConfig()
+        config.server.port = 0
+        config.server.maxBodyBytes = 64 * 1024
+        for fake in fakes {
+            var provider = ProviderConfig(
+                name: fake.kind.rawValue, type: ProviderType(rawValue: fake.kind.rawValue)!,
+                baseURL: fake.baseURL(port: ports[fake.kind]!), apiKey: fake.key)
+            provider.timeouts.firstByte = .seconds(2)
+            provider.timeouts.idle = .seconds(1)
+            config.providers.append(provider)
+        }
+        var disabled = ProviderConfig(name: "mistral", type: .openai, baseURL: "http://127.0.0.1:9/v1")
+        disabled.missingVariables = ["MISTRAL_API_KEY"]
+        config.providers.append(disabled)
+        config.models["mistral-large"] = ModelConfig(name: "mistral-large", provider: "mistral")
+        config.models["local-llama"] = ModelConfig(
+            name: "local-llama", provider: "openai", upstream: "llama-3.1-8b", price: Price(input: 1, output: 2))
+        config.keys = [
+            KeyConfig(name: "tests", sha256: KeyHash.sha256Hex(clientKey)),
+            KeyConfig(name: "limited", sha256: KeyHash.sha256Hex(limitedKey), models: ["gpt-*"]),
+        ]
+        return config
+    }
+
+    /// Starts the fakes and the gateway, runs `body`, then stops everything.
+    static func with(
+        configure: @Sendable (inout GatewayConfig) -> Void = { _ in },
+        _ body: @Sendable (GatewayHarness) async throws -> Void
+    ) async throws {
+        let fakes = [FakeUpstream(kind: .openai), FakeUpstream(kind: .anthropic), FakeUpstream(kind: .gemini)]
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var ports: [FakeUpstream.Kind: Int] = [:]
+            for fake in fakes {
+                let (stream, continuation) = AsyncStream<Int>.makeStream()
+                let app = fake.makeApplication { port in continuation.yield(port) }
+                group.addTask { try await app.runService() }
+                var iterator = stream.makeAsyncIterator()
+                ports[fake.kind] = await iterator.next()
+            }
+            var config = defaultConfig(ports: ports, fakes: fakes)
+            configure(&config)
+            var logger = Logger(label: "gateway-test")
+            logger.logLevel = .critical
+            let gateway = Gateway(config: config, logger: logger)
+            let (stream, continuation) = AsyncStream<Int>.makeStream()
+            let app = gateway.makeApplication { port in continuation.yield(port) }
+            group.addTask {
+                try await app.runService()
+                await gateway.clients.shutdown()
+            }
+            var iterator = stream.makeAsyncIterator()
+            let port = await iterator.next()!
+            let harness = GatewayHarness(port: port, openai: fakes[0], anthropic: fakes[1], gemini: fakes[2], fakePorts: ports)
+            do {
+                try await body(harness)
+            } catch {
+                group.cancelAll()
+                throw error
+            }
+            group.cancelAll()
+        }
+    }
+
+    // MARK: - Client calls
+
+    struct Reply: Sendable {
+        var status: Int
+        var headers: [String: String]
+        var body: String
+        var json: JSON? { try? JSON.parse(body) }
+        func header(_ name: String) -> String? { headers[name.lowercased()] }
+    }
+
+    func post(_ path: String = "/v1/chat/completions", body: String, key: String? = GatewayHarness.clientKey, headers extra: [String: String] = [:]) async throws -> Reply {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = .POST
+        request.headers.add(name: "content-type", value: "application/json")
+        if let key { request.headers.add(name: "authorization", value: "Bearer \(key)") }
+        for (name, value) in extra { request.headers.add(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(string: body))
+        return try await send(request)
+    }
+
+    func post(_ path: String = "/v1/chat/completions", json: JSON, key: String? = GatewayHarness.clientKey, headers extra: [String: String] = [:]) async throws -> Reply {
+        try await post(path, body: json.serialized(), key: key, headers: extra)
+    }
+
+    func get(_ path: String, key: String? = GatewayHarness.clientKey) async throws -> Reply {
+        var request = HTTPClientRequest(url: baseURL + path)
+        if let key { request.headers.add(name: "authorization", value: "Bearer \(key)") }
+        return try await send(request)
+    }
+
+    private func send(_ request: HTTPClientRequest) async throws -> Reply {
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        var headers: [String: String] = [:]
+        for header in response.headers { headers[header.name.lowercased()] = header.value }
+        let body = try await response.body.collect(upTo: 16 * 1024 * 1024)
+        return Reply(status: Int(response.status.code), headers: headers, body: String(buffer: body))
+    }
+
+    /// The `data:` payloads of an SSE body.
+    static func payloads(_ body: String) -> [String] {
+        var parser = ServerSentEventParser()
+        let events = (try? parser.feed(Array(body.utf8))) ?? []
+        return (events + parser.finish()).map(\.data)
+    }
+}
