@@ -1,3 +1,5 @@
+import AsyncHTTPClient
+import NIOCore
 import Testing
 @testable import GatewayCore
 
@@ -282,6 +284,64 @@ struct GatewayEndToEndTests {
             for fake in [gateway.openai, gateway.anthropic, gateway.gemini] {
                 #expect(fake.requests.allSatisfy { $0.headers["authorization"] != "Bearer \(GatewayHarness.clientKey)" })
             }
+        }
+    }
+
+    @Test func clientDisconnectCancelsTheUpstreamStream() async throws {
+        try await GatewayHarness.with(configure: { config in
+            for index in config.providers.indices { config.providers[index].timeouts.idle = .seconds(20) }
+        }) { gateway in
+            var request = HTTPClientRequest(url: gateway.baseURL + "/v1/chat/completions")
+            request.method = .POST
+            request.headers.add(name: "authorization", value: "Bearer \(GatewayHarness.clientKey)")
+            request.body = .bytes(ByteBuffer(string: #"{"model":"openai/stall-stream","stream":true,"messages":[{"role":"user","content":"hi"}]}"#))
+            let reader = Task {
+                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+                for try await _ in response.body { return true }
+                return false
+            }
+            #expect(try await reader.value)
+            #expect(gateway.openai.cancelledStreams == 0)
+            let waitStarted = ContinuousClock.now
+            while gateway.openai.cancelledStreams == 0, ContinuousClock.now - waitStarted < .seconds(5) {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(gateway.openai.cancelledStreams == 1, "the gateway kept the upstream stream open after the client left")
+        }
+    }
+
+    @Test func garbageBodiesNeverBreakTheDaemon() async throws {
+        try await GatewayHarness.with { gateway in
+            var bodies: [String] = [
+                String(repeating: "[", count: 20_000), String(repeating: "{\"a\":", count: 5_000),
+                #"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"\ud800"}]}"#,
+                #"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":1e400}"#,
+                #"{"model":"claude-haiku-4-5","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:,"}}]}]}"#,
+                #"{"model":"claude-haiku-4-5","messages":[{"role":"assistant","content":"x"}]}"#,
+                #"{"model":"gemini-2.5-flash","messages":[{"role":"tool","tool_call_id":"nope","content":"x"}]}"#,
+                #"{"model":"claude-haiku-4-5","messages":[{"role":"user","content":"x"}],"n":3}"#,
+                #"{"model":"gemini-2.5-flash","messages":[{"role":"user","content":"x"}],"logit_bias":{"1":2}}"#,
+                "", "null", "\u{0}", "{\"model\":", #"{"model":"gpt-4o-mini","messages":[null]}"#,
+            ]
+            var generator = SystemRandomNumberGenerator()
+            for _ in 0..<150 {
+                let length = Int.random(in: 1...300, using: &generator)
+                bodies.append(String(decoding: (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }, as: UTF8.self))
+            }
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                var statuses: [Int] = []
+                for (index, body) in bodies.enumerated() {
+                    if index >= 8, let status = try await group.next() { statuses.append(status) }
+                    group.addTask { try await gateway.post(body: body).status }
+                }
+                for try await status in group { statuses.append(status) }
+                return statuses
+            }
+            #expect(statuses.count == bodies.count)
+            #expect(statuses.allSatisfy { (400..<500).contains($0) }, "\(statuses.filter { !(400..<500).contains($0) })")
+            let good = try await gateway.post(json: ["model": "gpt-4o-mini", "messages": [["role": "user", "content": "still alive"]]])
+            #expect(good.status == 200)
+            #expect(good.json?["choices"]?.arrayValue?.first?["message"]?["content"] == "Hello from openai: still alive")
         }
     }
 }

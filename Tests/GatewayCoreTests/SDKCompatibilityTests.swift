@@ -1,4 +1,3 @@
-import Foundation
 import Testing
 @testable import GatewayCore
 
@@ -6,31 +5,13 @@ import Testing
 @Suite("OpenAI Python SDK")
 struct SDKCompatibilityTests {
     @Test func officialPythonSDKWorksUnchanged() async throws {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("sdk/openai_sdk_check.py").path
+        let script = ProcessRunner.packageRoot.appendingPathComponent("Tests/sdk/openai_sdk_check.py").path
         try await GatewayHarness.with { gateway in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", script, "gpt-4o-mini=openai", "claude-haiku-4-5=anthropic", "gemini-2.5-flash=gemini"]
-            var environment = ProcessInfo.processInfo.environment
-            environment["GATEWAY_URL"] = gateway.baseURL
-            environment["GATEWAY_KEY"] = GatewayHarness.clientKey
-            process.environment = environment
-            let logPath = NSTemporaryDirectory() + "sdk-check-\(UUID().uuidString).log"
-            FileManager.default.createFile(atPath: logPath, contents: nil)
-            let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-            process.standardOutput = log
-            process.standardError = log
-            // Wait without blocking a thread of the cooperative pool: the gateway under test runs on it too.
-            let (exited, exit) = AsyncStream<Void>.makeStream()
-            process.terminationHandler = { _ in exit.finish() }
-            try process.run()
-            for await _ in exited {}
-            try log.close()
-            let data = FileManager.default.contents(atPath: logPath) ?? Data()
-            let text = String(decoding: data, as: UTF8.self)
-            #expect(process.terminationStatus == 0, "python SDK check failed (is the openai package installed? `make test` installs it):\n\(text)")
-            #expect(text.contains("sdk checks passed"))
+            let result = try await ProcessRunner.run(
+                "/usr/bin/env", ["python3", script, "gpt-4o-mini=openai", "claude-haiku-4-5=anthropic", "gemini-2.5-flash=gemini"],
+                environment: ["GATEWAY_URL": gateway.baseURL, "GATEWAY_KEY": GatewayHarness.clientKey])
+            #expect(result.status == 0, "python SDK check failed (is the openai package installed? `make test` installs it):\n\(result.stdout)\n\(result.stderr)")
+            #expect(result.stdout.contains("sdk checks passed"))
         }
     }
 }

@@ -1,4 +1,5 @@
 import Hummingbird
+import Logging
 import HTTPTypes
 import NIOConcurrencyHelpers
 import NIOCore
@@ -21,6 +22,10 @@ final class FakeUpstream: Sendable {
     let kind: Kind
     let key: String
     private let recorded = NIOLockedValueBox<[Recorded]>([])
+    private let cancelled = NIOLockedValueBox(0)
+
+    /// Streams that ended because the gateway went away before they were complete.
+    var cancelledStreams: Int { cancelled.withLockedValue { $0 } }
 
     init(kind: Kind, key: String = "sk-fake-\(RandomID.make(prefix: "", length: 12))") {
         self.kind = kind
@@ -41,7 +46,8 @@ final class FakeUpstream: Sendable {
         }
         return Application(
             responder: responder, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) })
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
+            logger: Self.quietLogger)
     }
 
     private func respond(to request: Request) async throws -> Response {
@@ -94,19 +100,33 @@ final class FakeUpstream: Sendable {
         case .gemini: events = FakeGeminiRules.streamEvents(for: json, model: model)
         }
         let stall = model == "stall-stream"
+        let requestBody = request.body
         return Response(
             status: .ok, headers: [.contentType: "text/event-stream"],
             body: ResponseBody { writer in
-                for (index, event) in events.enumerated() {
-                    if stall && index == 2 { try await Task.sleep(for: .seconds(30)) }
-                    var buffer = ByteBuffer()
-                    if let name = event.event { buffer.writeString("event: \(name)\n") }
-                    buffer.writeString("data: \(event.data)\n\n")
-                    try await writer.write(buffer)
+                do {
+                    try await requestBody.consumeWithCancellationOnInboundClose { _ in
+                        for (index, event) in events.enumerated() {
+                            if stall && index == 2 { try await Task.sleep(for: .seconds(30)) }
+                            var buffer = ByteBuffer()
+                            if let name = event.event { buffer.writeString("event: \(name)\n") }
+                            buffer.writeString("data: \(event.data)\n\n")
+                            try await writer.write(buffer)
+                        }
+                    }
+                } catch {
+                    self.cancelled.withLockedValue { $0 += 1 }
+                    throw error
                 }
                 try await writer.finish(nil)
             })
     }
+
+    static let quietLogger: Logger = {
+        var logger = Logger(label: "fake-upstream")
+        logger.logLevel = .critical
+        return logger
+    }()
 
     static func json(_ value: JSON, status: Int = 200) -> Response {
         Response(
