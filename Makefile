@@ -31,11 +31,13 @@ release:
 
 install: release
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8 \
-		$(DESTDIR)$(PREFIX)/share/llm-gateway
+		$(DESTDIR)$(PREFIX)/share/llm-gateway $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0755 -s .build/release/llm-gateway $(DESTDIR)$(PREFIX)/bin/llm-gateway
 	install -m 0644 man/llm-gateway.8 $(DESTDIR)$(PREFIX)/share/man/man8/llm-gateway.8
 	install -m 0644 man/gateway.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/gateway.yaml.5
 	install -m 0644 gateway.yaml.example $(DESTDIR)$(PREFIX)/share/llm-gateway/gateway.yaml.example
+	sed 's#/usr/local/bin/#$(PREFIX)/bin/#g' systemd/llm-gateway.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/llm-gateway.service
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/llm-gateway.service
 
 clean:
 	rm -rf .build

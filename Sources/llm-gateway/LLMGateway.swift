@@ -55,7 +55,7 @@ struct Serve: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: config.logging.level) ?? .info
         logger.notice("starting", metadata: ["version": "\(GatewayVersion.current)", "config": "\(path)"])
         let gateway = Gateway(config: config, logger: logger)
-        try await gateway.run()
+        try await gateway.run(configPath: path)
     }
 }
 
@@ -82,7 +82,7 @@ struct Keys: ParsableCommand {
 
     struct Generate: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print a new random gateway key and its keys: entry.")
-        @Option(help: "Name of the key in logs and metrics.") var name = "my-app"
+        @Option(help: "Name of the key, as it appears in logs.") var name = "my-app"
 
         func run() throws {
             let key = GatewayKeys.generate()

@@ -62,14 +62,20 @@ public final class Gateway: Sendable {
             logger: logger)
     }
 
-    /// Runs until SIGTERM or SIGINT, then drains and stops.
-    public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    /// Runs until SIGTERM or SIGINT, then lets requests in flight finish for up to `server.drain_timeout` and stops.
+    /// - Parameters:
+    ///   - configPath: the file SIGHUP reloads; nil ignores SIGHUP.
+    ///   - onRunning: called with the bound port once the listener is up.
+    public func run(configPath: String? = nil, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let app = makeApplication(onRunning: onRunning)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: app)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
+        if let configPath {
+            services.append(.init(service: ReloadOnSignal(reloader: ConfigReloader(path: configPath, gateway: self))))
+        }
+        var configuration = ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        configuration.maximumGracefulShutdownDuration = store.snapshot.config.server.drainTimeout
+        let group = ServiceGroup(configuration: configuration)
         do {
             try await group.run()
         } catch {

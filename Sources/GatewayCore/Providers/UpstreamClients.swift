@@ -51,11 +51,19 @@ public final class UpstreamClients: Sendable {
 
     /// Shuts every client down; requests still running fail.
     public func shutdown() async {
-        let clients = state.withLockedValue { state -> [HTTPClient] in
+        for client in takeAll() { try? await client.shutdown() }
+    }
+
+    /// Shuts every client down from synchronous code.
+    public func shutdownSync() {
+        for client in takeAll() { try? client.syncShutdown() }
+    }
+
+    private func takeAll() -> [HTTPClient] {
+        state.withLockedValue { state in
             let all = state.active.values.map(\.client) + state.retired
             state = ([:], [])
             return all
         }
-        for client in clients { try? await client.shutdown() }
     }
 }

@@ -12,7 +12,8 @@ public struct ResolvedModel: Sendable, Equatable {
     public var fallbacks: [String]
 }
 
-/// Every model name the gateway answers to: the built-in catalog for each configured provider type,
+/// Every model name the gateway answers to: the built-in catalog for each configured provider type
+/// (served by the first enabled provider of that type, else the first of that type),
 /// overridden and extended by `models:`, plus `provider/model` for any configured provider.
 public struct ModelTable: Sendable {
     private var models: [String: ResolvedModel] = [:]
@@ -25,7 +26,8 @@ public struct ModelTable: Sendable {
         for provider in config.providers { providers[provider.name] = provider }
         self.providers = providers
         for entry in ModelCatalog.models {
-            guard let provider = config.providers.first(where: { $0.type == entry.providerType }) else { continue }
+            let sameType = config.providers.filter { $0.type == entry.providerType }
+            guard let provider = sameType.first(where: \.isEnabled) ?? sameType.first else { continue }
             add(ResolvedModel(name: entry.name, provider: provider, upstream: entry.upstream, price: entry.price, fallbacks: entry.fallbacks))
         }
         for name in config.models.keys.sorted() {
