@@ -47,6 +47,7 @@ let package = Package(
             dependencies: [
                 "GatewayCore",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
     ]

@@ -5,7 +5,7 @@ import Yams
 extension ConfigLoader {
     static let providerKeys = [
         "type", "base_url", "api_key", "timeouts", "headers", "retries", "retry_after_max",
-        "max_tokens_default", "anthropic_version",
+        "max_tokens_default", "anthropic_version", "circuit_breaker",
     ]
 
     /// Where each provider type answers when `base_url` is left out.
@@ -64,6 +64,7 @@ extension ConfigLoader {
             provider.apiKey = reader.lastTextWasIncomplete ? nil : key
         }
         if let timeouts = readTimeouts(section, reader) { provider.timeouts = timeouts }
+        if let breaker = readCircuitBreaker(section, reader) { provider.circuitBreaker = breaker }
         if let node = section["headers"] { provider.headers = readHeaders(node, path: section.path("headers"), reader) }
         if let node = section["retries"], let value = reader.int(node, path: section.path("retries")) { provider.retries = value }
         if let node = section["retry_after_max"], let value = reader.duration(node, path: section.path("retry_after_max")) {
@@ -95,6 +96,35 @@ extension ConfigLoader {
             reader.error("must be longer than 0", at: section[key], path: section.path(key))
         }
         return timeouts
+    }
+
+    private static func readCircuitBreaker(_ provider: Section, _ reader: ConfigReader) -> CircuitBreakerSettings? {
+        guard let node = provider["circuit_breaker"],
+            let section = reader.section(
+                node, path: provider.path("circuit_breaker"),
+                known: ["failures", "error_ratio", "min_requests", "window", "cool_down"])
+        else { return nil }
+        var settings = CircuitBreakerSettings()
+        if let node = section["failures"], let value = reader.int(node, path: section.path("failures"), minimum: 1) {
+            settings.consecutiveFailures = value
+        }
+        if let node = section["error_ratio"] {
+            if case .scalar(let scalar) = node, scalar.string == "off" {
+                settings.errorRatio = nil
+            } else if let value = reader.double(node, path: section.path("error_ratio")) {
+                if value > 0 && value <= 1 {
+                    settings.errorRatio = value
+                } else {
+                    reader.error("must be between 0 (exclusive) and 1, or off", at: node, path: section.path("error_ratio"))
+                }
+            }
+        }
+        if let node = section["min_requests"], let value = reader.int(node, path: section.path("min_requests"), minimum: 1) {
+            settings.minimumRequests = value
+        }
+        if let node = section["window"], let value = reader.duration(node, path: section.path("window")) { settings.window = value }
+        if let node = section["cool_down"], let value = reader.duration(node, path: section.path("cool_down")) { settings.coolDown = value }
+        return settings
     }
 
     private static func readHeaders(_ node: Node, path: String, _ reader: ConfigReader) -> [String: String] {

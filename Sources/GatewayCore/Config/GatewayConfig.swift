@@ -102,6 +102,8 @@ public struct ProviderConfig: Sendable, Equatable {
     public var defaultMaxTokens = 4096
     /// `anthropic-version` header value.
     public var anthropicVersion = "2023-06-01"
+    /// When the provider's circuit opens.
+    public var circuitBreaker = CircuitBreakerSettings()
 
     public init(name: String, type: ProviderType, baseURL: String, apiKey: String? = nil) {
         self.name = name

@@ -15,6 +15,10 @@ public final class Gateway: Sendable {
     public let store: ConfigStore
     /// Pooled upstream clients.
     public let clients: UpstreamClients
+    /// Circuit breakers per provider name, kept across reloads.
+    public let breakers = CircuitBreakers()
+    /// Requests in flight per provider name.
+    public let load = ProviderLoad()
     /// Readiness for `/readyz`.
     public let readiness = Readiness()
     /// The daemon's logger.
@@ -35,7 +39,7 @@ public final class Gateway: Sendable {
         let health = HealthRoutes(readiness: readiness)
         router.get("healthz", use: health.healthz)
         router.get("readyz", use: health.readyz)
-        let chat = ChatCompletionsRoute(proxy: ChatProxy(clients: clients))
+        let chat = ChatCompletionsRoute(router: ChatRouter(proxy: ChatProxy(clients: clients), breakers: breakers, load: load))
         let models = ModelsRoute()
         let api = router.group("v1").add(middleware: AuthMiddleware())
         api.post("chat/completions", use: chat.handle)
@@ -52,6 +56,7 @@ public final class Gateway: Sendable {
         let logger = self.logger
         return Application(
             router: makeRouter(),
+            server: .http1(configuration: .init(additionalChannelHandlers: [HalfCloseHandler()])),
             configuration: .init(address: .hostname(server.host, port: server.port), serverName: "llm-gateway"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? server.port

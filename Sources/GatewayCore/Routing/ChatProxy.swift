@@ -27,19 +27,29 @@ public struct ChatProxy: Sendable {
     }
 
     /// Sends `request` to `model`'s provider and waits for a successful response head.
-    /// - Throws: `GatewayError` for an unusable provider, a refused request, an upstream error status or a timeout.
-    public func open(_ request: ChatRequest, model: ResolvedModel, logger: Logger) async throws(GatewayError) -> OpenedUpstream {
+    /// - Parameters:
+    ///   - deadline: the whole request's deadline; the head must also arrive within the provider's `first_byte`.
+    /// - Throws: `AttemptFailure` saying whether the chain should move on.
+    public func open(_ request: ChatRequest, model: ResolvedModel, deadline: ContinuousClock.Instant, logger: Logger)
+        async throws(AttemptFailure) -> OpenedUpstream
+    {
         let provider = model.provider
         guard provider.isEnabled else {
             let names = provider.missingVariables.map { "$\($0)" }.joined(separator: ", ")
-            throw .unavailable(
-                "Provider '\(provider.name)' for model '\(model.name)' is not configured: environment variable \(names) is not set.")
+            throw AttemptFailure(
+                .unavailable("Provider '\(provider.name)' for model '\(model.name)' is not configured: environment variable \(names) is not set."),
+                triggersFailover: true, retryable: false)
         }
         let adapter = provider.type.adapter
-        let upstream = try adapter.makeRequest(request, upstreamModel: model.upstream, provider: provider)
-        let started = ContinuousClock.now
-        let deadline = started + provider.timeouts.total
-        let headDeadline = min(started + provider.timeouts.firstByte, deadline)
+        let upstream: UpstreamRequest
+        do {
+            upstream = try adapter.makeRequest(request, upstreamModel: model.upstream, provider: provider)
+        } catch {
+            var failure = AttemptFailure.final(error)
+            failure.rejectedBeforeSending = true
+            throw failure
+        }
+        let headDeadline = min(ContinuousClock.now + provider.timeouts.firstByte, deadline)
 
         var http = HTTPClientRequest(url: Self.joinURL(provider.baseURL, upstream.path))
         http.method = .POST
@@ -49,12 +59,12 @@ public struct ChatProxy: Sendable {
         let response: HTTPClientResponse
         do {
             response = try await clients.client(for: provider).execute(
-                http, deadline: .now() + TimeAmount(headDeadline - ContinuousClock.now), logger: logger)
+                http, deadline: .now() + TimeAmount(ContinuousClock.now.duration(to: headDeadline)), logger: logger)
         } catch {
-            throw Self.transportError(error, provider: provider)
+            throw Self.transportFailure(error, provider: provider)
         }
         guard (200..<300).contains(Int(response.status.code)) else {
-            throw await Self.statusError(response, provider: provider, adapter: adapter)
+            throw await Self.statusFailure(response, provider: provider, adapter: adapter)
         }
         return OpenedUpstream(model: model, adapter: adapter, response: response, deadline: deadline)
     }
@@ -72,7 +82,7 @@ public struct ChatProxy: Sendable {
         } catch is DeadlineExceeded {
             throw .gatewayTimeout("Provider '\(provider.name)' did not finish within its total timeout.")
         } catch {
-            throw Self.transportError(error, provider: provider)
+            throw Self.transportFailure(error, provider: provider).error
         }
         guard let json = try? JSON.parse(body.readableBytesView) else {
             throw .badGateway("Provider '\(provider.name)' answered with a body that is not JSON.")
@@ -88,28 +98,34 @@ public struct ChatProxy: Sendable {
         return base + path
     }
 
-    static func transportError(_ error: any Error, provider: ProviderConfig) -> GatewayError {
-        if let error = error as? GatewayError { return error }
+    /// Classifies a failure to get a response head: timeouts, refused or reset connections and TLS errors all fail over.
+    static func transportFailure(_ error: any Error, provider: ProviderConfig) -> AttemptFailure {
+        if let error = error as? GatewayError { return AttemptFailure(error, triggersFailover: false) }
         let name = provider.name
+        if error is CancellationError || (error as? HTTPClientError) == .cancelled {
+            return AttemptFailure(
+                GatewayError(status: 499, type: "api_error", message: "The request was cancelled.", code: "cancelled"),
+                triggersFailover: false)
+        }
         if let error = error as? HTTPClientError {
             switch error {
             case .deadlineExceeded:
-                return .gatewayTimeout(
-                    "Provider '\(name)' sent no response within its first_byte timeout (\(provider.timeouts.firstByte)).")
+                return AttemptFailure(
+                    .gatewayTimeout("Provider '\(name)' sent no response within its first_byte timeout (\(Units.format(provider.timeouts.firstByte)))."),
+                    triggersFailover: true, timedOut: true)
             case .connectTimeout:
-                return .gatewayTimeout("Could not connect to provider '\(name)' within its connect timeout (\(provider.timeouts.connect)).")
+                return AttemptFailure(
+                    .gatewayTimeout("Could not connect to provider '\(name)' within its connect timeout (\(Units.format(provider.timeouts.connect)))."),
+                    triggersFailover: true, timedOut: true)
             case .readTimeout:
-                return .gatewayTimeout("Provider '\(name)' stopped sending data (idle timeout).")
-            case .cancelled:
-                return GatewayError(status: 499, type: "api_error", message: "The request was cancelled.", code: "cancelled")
+                return AttemptFailure(.gatewayTimeout("Provider '\(name)' stopped sending data (idle timeout)."), triggersFailover: true, timedOut: true)
             default:
-                return .badGateway("Could not complete the request to provider '\(name)': connection failed (\(Self.kind(of: error))).", code: "upstream_unreachable")
+                break
             }
         }
-        if error is CancellationError {
-            return GatewayError(status: 499, type: "api_error", message: "The request was cancelled.", code: "cancelled")
-        }
-        return .badGateway("Could not reach provider '\(name)': connection failed (\(Self.kind(of: error))).", code: "upstream_unreachable")
+        return AttemptFailure(
+            .badGateway("Could not reach provider '\(name)': connection failed (\(Self.kind(of: error))).", code: "upstream_unreachable"),
+            triggersFailover: true)
     }
 
     /// A short name for an error's kind that cannot carry a URL or a key.
@@ -118,7 +134,8 @@ public struct ChatProxy: Sendable {
         return text.isEmpty ? "error" : text
     }
 
-    static func statusError(_ response: HTTPClientResponse, provider: ProviderConfig, adapter: any ProviderAdapter) async -> GatewayError {
+    /// Maps a provider's error status: 429 and 5xx fail over; other client errors go back to the client as they are.
+    static func statusFailure(_ response: HTTPClientResponse, provider: ProviderConfig, adapter: any ProviderAdapter) async -> AttemptFailure {
         let status = Int(response.status.code)
         let body = try? await response.body.collect(upTo: 1024 * 1024)
         var detail = body.flatMap { try? JSON.parse($0.readableBytesView) }.flatMap { adapter.errorMessage(from: $0) }
@@ -126,15 +143,21 @@ public struct ChatProxy: Sendable {
         if let key = provider.apiKey, !key.isEmpty { detail = detail.replacingAll(key, with: "[redacted]") }
         if detail.count > 2000 { detail = String(detail.prefix(2000)) + "…" }
         let message = "Provider '\(provider.name)' returned HTTP \(status): \(detail)"
+        let retryAfter = AttemptFailure.retryAfter(
+            seconds: response.headers.first(name: "retry-after"), milliseconds: response.headers.first(name: "retry-after-ms"))
         switch status {
-        case 400, 422: return GatewayError(status: status, type: "invalid_request_error", message: message, code: "upstream_rejected")
-        case 401: return GatewayError(status: 401, type: "authentication_error", message: message, code: "upstream_authentication")
-        case 403: return GatewayError(status: 403, type: "permission_error", message: message, code: "upstream_permission")
-        case 404: return GatewayError(status: 404, type: "not_found_error", message: message, code: "upstream_not_found")
-        case 413: return GatewayError(status: 413, type: "invalid_request_error", message: message, code: "request_too_large")
-        case 429: return GatewayError(status: 429, type: "rate_limit_exceeded", message: message, code: "upstream_rate_limited")
-        case 400..<500: return GatewayError(status: status, type: "invalid_request_error", message: message, code: "upstream_rejected")
-        default: return .badGateway(message)
+        case 429:
+            return AttemptFailure(
+                GatewayError(status: 429, type: "rate_limit_exceeded", message: message, code: "upstream_rate_limited"),
+                triggersFailover: true, retryAfter: retryAfter)
+        case 500...:
+            return AttemptFailure(.badGateway(message), triggersFailover: true, retryAfter: retryAfter)
+        case 401: return .final(GatewayError(status: 401, type: "authentication_error", message: message, code: "upstream_authentication"))
+        case 403: return .final(GatewayError(status: 403, type: "permission_error", message: message, code: "upstream_permission"))
+        case 404: return .final(GatewayError(status: 404, type: "not_found_error", message: message, code: "upstream_not_found"))
+        case 413: return .final(GatewayError(status: 413, type: "invalid_request_error", message: message, code: "request_too_large"))
+        case 400..<500: return .final(GatewayError(status: status, type: "invalid_request_error", message: message, code: "upstream_rejected"))
+        default: return AttemptFailure(.badGateway(message), triggersFailover: true)
         }
     }
 }

@@ -10,6 +10,15 @@ public struct ResolvedModel: Sendable, Equatable {
     public var price: Price?
     /// Ordered fallback chain (model names), used by failover.
     public var fallbacks: [String]
+    /// Providers sharing the load of this model; empty means `provider` alone.
+    public var deployments: [Deployment] = []
+
+    /// This model as served by `provider` (one of its deployments).
+    public func served(by provider: ProviderConfig) -> ResolvedModel {
+        var copy = self
+        copy.provider = provider
+        return copy
+    }
 }
 
 /// Every model name the gateway answers to: the built-in catalog for each configured provider type
@@ -38,7 +47,7 @@ public struct ModelTable: Sendable {
                 ResolvedModel(
                     name: name, provider: provider, upstream: model.upstream,
                     price: model.price ?? (catalog?.providerType == provider.type ? catalog?.price : nil),
-                    fallbacks: model.fallbacks ?? catalog?.fallbacks ?? []))
+                    fallbacks: model.fallbacks ?? catalog?.fallbacks ?? [], deployments: model.deployments))
         }
     }
 
@@ -59,6 +68,9 @@ public struct ModelTable: Sendable {
             name: name, provider: provider, upstream: upstream,
             price: catalog?.providerType == provider.type ? catalog?.price : nil, fallbacks: [])
     }
+
+    /// The provider called `name`.
+    public func provider(named name: String) -> ProviderConfig? { providers[name] }
 
     /// Every named model, in a stable order (catalog first, then configured ones).
     public var all: [ResolvedModel] { order.compactMap { models[$0] } }

@@ -4,12 +4,18 @@ import Hummingbird
 import Logging
 import NIOCore
 
-/// `POST /v1/chat/completions`: authenticate, validate, route, translate, relay.
-public struct ChatCompletionsRoute: Sendable {
-    let proxy: ChatProxy
+extension HTTPField.Name {
+    static let failover = HTTPField.Name("X-Failover")!
+    static let originalProvider = HTTPField.Name("X-Original-Provider")!
+    static let attempts = HTTPField.Name("X-Attempts")!
+}
 
-    public init(proxy: ChatProxy) {
-        self.proxy = proxy
+/// `POST /v1/chat/completions`: authenticate, validate, route down the failover chain, translate, relay.
+public struct ChatCompletionsRoute: Sendable {
+    let router: ChatRouter
+
+    public init(router: ChatRouter) {
+        self.router = router
     }
 
     /// Handles one request.
@@ -37,31 +43,83 @@ public struct ChatCompletionsRoute: Sendable {
         guard key.allows(model: chat.model) else {
             throw GatewayError.forbidden("Your key '\(key.name)' is not allowed to use the model '\(chat.model)'.", param: "model")
         }
-        let opened = try await proxy.open(chat, model: model, logger: context.logger)
+        if chat.stream { return try await stream(chat, model: model, table: snapshot.models, context: context) }
+
+        let router = self.router
+        let logger = context.logger
+        let served = try await ClientWatch.cancellingOnDisconnect(context.channel) {
+            try await router.run(chat, model: model, table: snapshot.models, logger: logger) { opened, _ in
+                do {
+                    return try await router.proxy.completion(from: opened, requestedModel: chat.model)
+                } catch let error as GatewayError {
+                    throw AttemptFailure(error, triggersFailover: true, timedOut: error.status == 504)
+                }
+            }
+        }
+        var headers = Self.routingHeaders(model: served.model, original: served.original, attempts: served.attempts)
+        headers[.latency] = String(context.elapsedMilliseconds)
+        if let usage = served.answer.usage, let price = served.model.price {
+            headers[.cost] = CostFormat.usd(usage.cost(at: price))
+        }
+        return .json(served.answer.body, headers: headers)
+    }
+
+    /// Streams: the chain runs in its own task, which hands the response over once the first chunk is ready
+    /// and keeps relaying after that. The client leaving cancels it, whatever it is doing.
+    private func stream(_ chat: ChatRequest, model: ResolvedModel, table: ModelTable, context: GatewayRequestContext) async throws -> Response {
+        let (outputs, output) = AsyncStream<ByteBuffer>.makeStream()
+        let relay = StreamRelay(requestedModel: chat.model, includeUsage: chat.includeUsage, logger: context.logger, output: output)
+        let delivery = OneShot<Response>()
+        let router = self.router
+        let logger = context.logger
+        let channel = context.channel
+        let startedAt = context.startedAt
+        let exchange = Task {
+            defer { output.finish() }
+            do {
+                _ = try await ClientWatch.cancellingOnDisconnect(channel) {
+                    try await router.run(chat, model: model, table: table, logger: logger) { opened, attempt in
+                        try await relay.relay(opened) {
+                            var headers = Self.routingHeaders(model: opened.model, original: attempt.original, attempts: attempt.attempt)
+                            headers[.contentType] = "text/event-stream"
+                            headers[.cacheControl] = "no-cache"
+                            let elapsed = ContinuousClock.now - startedAt
+                            headers[.latency] = String(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+                            delivery.deliver(.success(Response(status: .ok, headers: headers, body: Self.body(outputs))))
+                        }
+                    }
+                }
+                delivery.deliver(.failure(GatewayError.badGateway("The provider's stream ended without any content.")))
+            } catch {
+                delivery.deliver(.failure(error))
+            }
+        }
+        output.onTermination = { _ in exchange.cancel() }
+        return try await withTaskCancellationHandler {
+            try await delivery.wait()
+        } onCancel: {
+            exchange.cancel()
+        }
+    }
+
+    private static func body(_ outputs: AsyncStream<ByteBuffer>) -> ResponseBody {
+        ResponseBody { writer in
+            for await buffer in outputs { try await writer.write(buffer) }
+            try await writer.finish(nil)
+        }
+    }
+
+    /// `X-Provider`, `X-Model`, `X-Attempts`, and `X-Failover` with `X-Original-Provider` when a fallback answered.
+    static func routingHeaders(model: ResolvedModel, original: ResolvedModel, attempts: Int) -> HTTPFields {
         var headers: HTTPFields = [:]
         headers[.provider] = model.provider.type.rawValue
         headers[.servedModel] = model.upstream
-        if chat.stream {
-            headers[.contentType] = "text/event-stream"
-            headers[.cacheControl] = "no-cache"
-            headers[.latency] = String(context.elapsedMilliseconds)
-            let requestBody = request.body
-            let relay = StreamRelay(opened: opened, requestedModel: chat.model, includeUsage: chat.includeUsage, logger: context.logger)
-            return Response(
-                status: .ok, headers: headers,
-                body: ResponseBody { writer in
-                    try await requestBody.consumeWithCancellationOnInboundClose { _ in
-                        await relay.run(into: &writer)
-                    }
-                    try await writer.finish(nil)
-                })
+        headers[.attempts] = String(attempts)
+        if model.provider.name != original.provider.name || model.upstream != original.upstream {
+            headers[.failover] = "true"
+            headers[.originalProvider] = original.provider.type.rawValue
         }
-        let completion = try await proxy.completion(from: opened, requestedModel: chat.model)
-        headers[.latency] = String(context.elapsedMilliseconds)
-        if let usage = completion.usage, let price = model.price {
-            headers[.cost] = CostFormat.usd(usage.cost(at: price))
-        }
-        return .json(completion.body, headers: headers)
+        return headers
     }
 }
 

@@ -1,4 +1,5 @@
 import Hummingbird
+import NIOCore
 
 /// Per-request state: the request id, the configuration snapshot and the authenticated key.
 public struct GatewayRequestContext: RequestContext {
@@ -11,9 +12,12 @@ public struct GatewayRequestContext: RequestContext {
     public var snapshot: ConfigSnapshot?
     /// The authenticated key, set by `AuthMiddleware`.
     public var key: KeyConfig?
+    /// The client's connection, watched to cancel work when it closes.
+    public let channel: (any Channel)?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        self.channel = source.channel
     }
 
     /// `server.max_body_bytes` of the snapshot.

@@ -62,6 +62,9 @@ public struct ErrorEnvelopeMiddleware: RouterMiddleware {
                 context.logger.info("request refused", metadata: ["status": "\(error.status)", "error": "\(error.message)"])
             }
             return .json(error.envelope, status: error.status)
+        } catch is CancellationError {
+            context.logger.info("client went away before the answer")
+            return .json(GatewayError(status: 499, type: "api_error", message: "The client closed the connection.", code: "cancelled").envelope, status: 499)
         } catch let error as any HTTPResponseError {
             let gatewayError = Self.translate(error, request: request)
             return .json(gatewayError.envelope, status: gatewayError.status)

@@ -3,84 +3,93 @@ import Glibc
 #endif
 import Atomics
 import AsyncHTTPClient
-import Hummingbird
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 
-/// Relays one streamed answer: reads the provider's events, translates them, and writes OpenAI chunks
-/// to the client as soon as each upstream read completes.
+/// Relays one streamed answer: reads the provider's events, translates them, and hands OpenAI chunks to the
+/// client's response as soon as each upstream read completes.
 ///
-/// A stream that breaks, stalls past the provider's `idle` timeout or runs past `total` ends with an
-/// OpenAI-style error chunk and no `[DONE]`, so the client can tell it failed.
+/// Until the first chunks are handed over, a failure is an `AttemptFailure`, so the chain can try the next
+/// provider and the client never sees partial output from a failed one. After that, a stream that breaks,
+/// stalls past the provider's `idle` timeout or runs past the request's deadline ends with an OpenAI-style
+/// error chunk and no `[DONE]`.
 struct StreamRelay: Sendable {
-    let opened: OpenedUpstream
     let requestedModel: String
     let includeUsage: Bool
     let logger: Logger
+    /// Where the client's response reads its bytes from.
+    let output: AsyncStream<ByteBuffer>.Continuation
 
-    /// What the relay produces for the client.
-    enum Output: Sendable {
-        case bytes(ByteBuffer)
-        case failure(GatewayError)
+    /// How a relayed stream ended.
+    enum End: Sendable {
+        case complete(Usage?)
+        case failed(GatewayError)
     }
 
-    func run(into writer: inout any ResponseBodyWriter) async {
-        let (outputs, continuation) = AsyncStream<Output>.makeStream()
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.pump(into: continuation) }
-            for await output in outputs {
-                switch output {
-                case .bytes(let buffer):
-                    do {
-                        try await writer.write(buffer)
-                    } catch {
-                        logger.info("client went away during the stream")
-                        group.cancelAll()
-                        return
-                    }
-                case .failure(let error):
-                    logger.warning("stream failed", metadata: ["error": "\(error.message)"])
-                    try? await writer.write(Self.frame(error.envelope.serialized()))
-                }
-            }
-        }
-    }
-
-    /// Reads upstream, translating, under the idle and total timers.
-    private func pump(into continuation: AsyncStream<Output>.Continuation) async {
-        defer { continuation.finish() }
+    /// Relays `opened` to the client.
+    /// - Parameter onFirstPayload: called once, just before the first bytes are handed to the client.
+    func relay(_ opened: OpenedUpstream, onFirstPayload: @escaping @Sendable () -> Void) async throws -> End {
         let provider = opened.model.provider
         let lastRead = ManagedAtomic<Int64>(Self.nowNanoseconds())
-        let idle = provider.timeouts.idle
+        let started = ManagedAtomic(false)
+        let output = self.output
+        let requestedModel = self.requestedModel
+        let includeUsage = self.includeUsage
+        // The first chunk (often the role alone) is held back until a second one is ready, so a provider that fails
+        // right after opening its stream can still be failed over without the client seeing anything.
+        let pending = NIOLockedValueBox<[String]>([])
+        let hand: @Sendable ([String], Bool) -> Void = { payloads, final in
+            if started.load(ordering: .relaxed) {
+                if !payloads.isEmpty { output.yield(Self.frames(payloads)) }
+                return
+            }
+            let held = pending.withLockedValue { held -> [String] in
+                held += payloads
+                return held.count >= 2 || (final && !held.isEmpty) ? held : []
+            }
+            guard !held.isEmpty else { return }
+            started.store(true, ordering: .relaxed)
+            onFirstPayload()
+            output.yield(Self.frames(held))
+        }
         do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
+            let usage = try await withThrowingTaskGroup(of: Usage?.self) { group in
                 group.addTask {
                     var translator = opened.adapter.makeStreamTranslator(model: requestedModel, includeUsage: includeUsage)
                     var parser = ServerSentEventParser()
                     for try await chunk in opened.response.body {
                         lastRead.store(Self.nowNanoseconds(), ordering: .relaxed)
-                        let events = try parser.feed(chunk.readableBytesView)
                         var payloads: [String] = []
-                        for event in events { payloads += try translator.consume(event) }
-                        if !payloads.isEmpty { continuation.yield(.bytes(Self.frames(payloads))) }
+                        for event in try parser.feed(chunk.readableBytesView) { payloads += try translator.consume(event) }
+                        hand(payloads, false)
                     }
                     var payloads: [String] = []
                     for event in parser.finish() { payloads += try translator.consume(event) }
                     payloads += try translator.finish()
-                    continuation.yield(.bytes(Self.frames(payloads)))
+                    hand(payloads, true)
+                    return translator.usage
                 }
                 group.addTask {
-                    try await Self.watch(lastRead: lastRead, idle: idle, deadline: opened.deadline, provider: provider.name)
+                    try await Self.watch(lastRead: lastRead, idle: provider.timeouts.idle, deadline: opened.deadline, provider: provider.name)
+                    return nil
                 }
-                try await group.next()
-                group.cancelAll()
+                defer { group.cancelAll() }
+                return try await group.next()!
             }
-        } catch let error as GatewayError {
-            continuation.yield(.failure(error))
-        } catch is CancellationError {
-            return
+            return .complete(usage)
         } catch {
-            continuation.yield(.failure(ChatProxy.transportError(error, provider: provider)))
+            if Task.isCancelled || error is CancellationError { throw CancellationError() }
+            let failure: AttemptFailure
+            if let error = error as? GatewayError {
+                failure = AttemptFailure(error, triggersFailover: true, timedOut: error.status == 504)
+            } else {
+                failure = ChatProxy.transportFailure(error, provider: provider)
+            }
+            guard started.load(ordering: .relaxed) else { throw failure }
+            logger.warning("stream failed after it started", metadata: ["provider": "\(provider.name)", "error": "\(failure.error.message)"])
+            output.yield(Self.frames([failure.error.envelope.serialized()]))
+            return .failed(failure.error)
         }
     }
 
@@ -93,10 +102,10 @@ struct StreamRelay: Sendable {
             let wakeAt = lastRead.load(ordering: .relaxed) + idleNanoseconds
             let now = nowNanoseconds()
             if ContinuousClock.now >= deadline {
-                throw GatewayError.gatewayTimeout("Provider '\(provider)' did not finish the stream within its total timeout.")
+                throw GatewayError.gatewayTimeout("Provider '\(provider)' did not finish the stream within the request's total timeout.")
             }
             if now >= wakeAt {
-                throw GatewayError.gatewayTimeout("Provider '\(provider)' sent nothing for longer than its idle timeout (\(idle)).")
+                throw GatewayError.gatewayTimeout("Provider '\(provider)' sent nothing for longer than its idle timeout (\(Units.format(idle))).")
             }
             let untilIdle = Duration.nanoseconds(wakeAt - now)
             let untilDeadline = ContinuousClock.now.duration(to: deadline)
@@ -108,10 +117,6 @@ struct StreamRelay: Sendable {
         var spec = timespec()
         clock_gettime(CLOCK_MONOTONIC, &spec)
         return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
-    }
-
-    static func frame(_ payload: String) -> ByteBuffer {
-        frames([payload])
     }
 
     static func frames(_ payloads: [String]) -> ByteBuffer {

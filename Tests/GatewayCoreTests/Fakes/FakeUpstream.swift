@@ -9,7 +9,8 @@ import NIOCore
 ///
 /// It applies the provider's rules (`Fake…Rules`): it refuses what the real API refuses and answers the rest.
 /// Model names steer it: `status-NNN` answers that status, `stream-truncate` cuts a stream short,
-/// `slow-head` waits 3 s before answering, `stall-stream` stops sending after two events.
+/// `slow-head` waits 3 s before answering, `stall-stream` stops sending after two events, `stream-empty` answers
+/// 200 and ends the stream at once. `failNext` scripts failures for the next requests.
 final class FakeUpstream: Sendable {
     enum Kind: String, Sendable { case openai, anthropic, gemini }
 
@@ -23,6 +24,12 @@ final class FakeUpstream: Sendable {
     let key: String
     private let recorded = NIOLockedValueBox<[Recorded]>([])
     private let cancelled = NIOLockedValueBox(0)
+    private let scriptedFailures = NIOLockedValueBox<[(status: Int, retryAfter: String?)]>([])
+
+    /// Makes the next `count` requests fail with `status` (and `Retry-After`, when given), whatever they ask for.
+    func failNext(_ count: Int, status: Int, retryAfter: String? = nil) {
+        scriptedFailures.withLockedValue { $0 += Array(repeating: (status, retryAfter), count: count) }
+    }
 
     /// Streams that ended because the gateway went away before they were complete.
     var cancelledStreams: Int { cancelled.withLockedValue { $0 } }
@@ -59,6 +66,11 @@ final class FakeUpstream: Sendable {
         let json = try? JSON.parse(body)
         recorded.withLockedValue { $0.append(Recorded(path: path, headers: headers, body: json)) }
 
+        if let scripted = scriptedFailures.withLockedValue({ $0.isEmpty ? nil : $0.removeFirst() }) {
+            var response = Self.json(["error": ["message": .string("Scripted failure \(scripted.status)"), "type": "server_error", "code": .int(Int64(scripted.status))]], status: scripted.status)
+            if let retryAfter = scripted.retryAfter { response.headers[HTTPField.Name("Retry-After")!] = retryAfter }
+            return response
+        }
         let method = request.method.rawValue
         let rejection: (status: Int, body: JSON)?
         switch kind {
@@ -84,6 +96,9 @@ final class FakeUpstream: Sendable {
             return Self.json(FakeOpenAIRules.error(status, "Fake failure \(status)", type: "server_error").body, status: status)
         }
         if model == "slow-head" { try await Task.sleep(for: .seconds(3)) }
+        if model == "stream-empty" {
+            return Response(status: .ok, headers: [.contentType: "text/event-stream"], body: ResponseBody { writer in try await writer.finish(nil) })
+        }
         guard stream else {
             let answer: JSON
             switch kind {
