@@ -463,4 +463,29 @@ import Testing
         #expect(result.problems.count == 1)
         #expect(result.errors.first?.description.hasPrefix("/nonexistent/gateway.yaml: error: cannot read the file") == true)
     }
+
+    @Test func circuitBreakerSettingsParseAndAreChecked() throws {
+        let good = parse("""
+            providers:
+              openai:
+                api_key: x
+                circuit_breaker: {failures: 3, error_ratio: off, min_requests: 5, window: 2m, cool_down: 10s}
+            """)
+        let breaker = try #require(good.config?.provider(named: "openai")?.circuitBreaker)
+        #expect(breaker.consecutiveFailures == 3)
+        #expect(breaker.errorRatio == nil)
+        #expect(breaker.minimumRequests == 5)
+        #expect(breaker.window == .seconds(120))
+        #expect(breaker.coolDown == .seconds(10))
+
+        let bad = parse("""
+            providers:
+              openai:
+                api_key: x
+                circuit_breaker: {failures: 0, error_ratio: 1.5, cooldown: 10s}
+            """)
+        #expect(bad.config == nil)
+        let paths = Set(bad.errors.map(\.path))
+        #expect(paths.isSuperset(of: ["providers.openai.circuit_breaker.failures", "providers.openai.circuit_breaker.error_ratio", "providers.openai.circuit_breaker.cooldown"]))
+    }
 }
