@@ -1,6 +1,7 @@
 # llm-gateway: build, run, test, install.
 #   make run       build (debug) and run the daemon on gateway.yaml.example
 #   make test      install what the tests need, build, run the whole suite
+#   make deps      install the Debian packages the build and the tests need (only those missing)
 #   make release   optimised build
 #   make install   install binary, unit, man pages and example config (PREFIX, DESTDIR honoured)
 
@@ -9,9 +10,21 @@ DESTDIR ?=
 CONFIG ?= gateway.yaml.example
 SWIFT ?= swift
 
-.PHONY: run test test-deps build release install clean
+# hiredis (libhiredis-dev) formats and parses the Redis protocol; the Redis client's tests run a real redis-server.
+DEB_PACKAGES = libhiredis-dev redis-server
+SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-run:
+.PHONY: run test deps test-deps build release install clean
+
+deps:
+	@missing=$$(for package in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q 'ok installed' || echo $$package; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing" $$missing; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+run: deps
 	$(SWIFT) build
 	.build/debug/llm-gateway serve --config $(CONFIG)
 
@@ -19,7 +32,7 @@ run:
 test-deps:
 	@python3 -c 'import openai' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check openai
 
-test: test-deps
+test: deps test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 

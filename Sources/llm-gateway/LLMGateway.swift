@@ -54,7 +54,7 @@ struct Serve: AsyncParsableCommand {
         var logger = Logger(label: "llm-gateway")
         logger.logLevel = Logger.Level(rawValue: config.logging.level) ?? .info
         logger.notice("starting", metadata: ["version": "\(GatewayVersion.current)", "config": "\(path)"])
-        let gateway = Gateway(config: config, logger: logger)
+        let gateway = try Gateway(config: config, logger: logger)
         try await gateway.run(configPath: path)
     }
 }

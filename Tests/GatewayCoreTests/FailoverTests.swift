@@ -272,7 +272,10 @@ struct FailoverTests {
         }) { gateway in
             gateway.openai.failNext(1, status: 429, retryAfter: "2")
             let call = Task { try await gateway.post(json: ["model": "chain", "messages": Self.hello]) }
-            try await Task.sleep(for: .milliseconds(500))
+            let waitStarted = ContinuousClock.now
+            while gateway.openai.requests.isEmpty, ContinuousClock.now - waitStarted < .seconds(10) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             #expect(gateway.openai.requests.count == 1)
             call.cancel()
             _ = try? await call.value

@@ -24,7 +24,7 @@ struct ReloadTests {
         let loaded = try #require(ConfigLoader.load(path: path, environment: [:]).config)
         var logger = Logger(label: "reload-test")
         logger.logLevel = .critical
-        let gateway = Gateway(config: loaded, logger: logger)
+        let gateway = try Gateway(config: loaded, logger: logger)
         let reloader = ConfigReloader(path: path, gateway: gateway, environment: { [:] })
         #expect(gateway.store.snapshot.key(forSecret: "gw_first")?.name == "first")
 

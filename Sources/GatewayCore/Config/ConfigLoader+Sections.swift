@@ -100,7 +100,14 @@ extension ConfigLoader {
         let known = ["url", "prefix", "pool_size", "connect_timeout", "command_timeout"]
         guard let section = reader.section(top["redis"], path: "redis", known: known) else { return settings }
         if let node = section["url"], let url = reader.string(node, path: section.path("url")) {
-            if checkURL(url, schemes: ["redis", "rediss", "unix"], node: node, path: section.path("url"), reader) { settings.url = url }
+            if checkURL(url, schemes: ["redis", "rediss", "unix"], node: node, path: section.path("url"), reader) {
+                do {
+                    _ = try RedisConfiguration(url: url)
+                    settings.url = url
+                } catch {
+                    reader.error(error.message, at: node, path: section.path("url"))
+                }
+            }
         }
         if let node = section["prefix"], let value = reader.string(node, path: section.path("prefix")) { settings.prefix = value }
         if let node = section["pool_size"], let value = reader.int(node, path: section.path("pool_size"), minimum: 1) { settings.poolSize = value }

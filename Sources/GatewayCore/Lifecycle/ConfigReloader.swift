@@ -47,6 +47,7 @@ public final class ConfigReloader: Sendable {
                 restartRequired.append("server.listen")
             }
             if old.config.admin.socket != config.admin.socket { restartRequired.append("admin.socket") }
+            restartRequired += Stores.restartRequired(from: old.config, to: config)
             for setting in restartRequired {
                 logger.warning("\(setting) changed; it takes effect only after a restart")
             }

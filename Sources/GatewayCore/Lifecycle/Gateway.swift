@@ -19,14 +19,18 @@ public final class Gateway: Sendable {
     public let breakers = CircuitBreakers()
     /// Requests in flight per provider name.
     public let load = ProviderLoad()
+    /// Cache and rate-limit backends.
+    public let stores: Stores
     /// Readiness for `/readyz`.
     public let readiness = Readiness()
     /// The daemon's logger.
     public let logger: Logger
 
-    public init(config: GatewayConfig, logger: Logger) {
+    /// - Throws: `RedisError` when the Redis settings cannot be used.
+    public init(config: GatewayConfig, logger: Logger) throws {
         self.store = ConfigStore(ConfigSnapshot(config: config))
         self.clients = UpstreamClients()
+        self.stores = try Stores(config: config, logger: logger)
         self.logger = logger
         clients.prepare(for: config)
     }
@@ -39,7 +43,8 @@ public final class Gateway: Sendable {
         let health = HealthRoutes(readiness: readiness)
         router.get("healthz", use: health.healthz)
         router.get("readyz", use: health.readyz)
-        let chat = ChatCompletionsRoute(router: ChatRouter(proxy: ChatProxy(clients: clients), breakers: breakers, load: load))
+        let chat = ChatCompletionsRoute(
+            router: ChatRouter(proxy: ChatProxy(clients: clients), breakers: breakers, load: load), stores: stores)
         let models = ModelsRoute()
         let api = router.group("v1").add(middleware: AuthMiddleware())
         api.post("chat/completions", use: chat.handle)
@@ -85,8 +90,10 @@ public final class Gateway: Sendable {
             try await group.run()
         } catch {
             await clients.shutdown()
+            await stores.shutdown()
             throw error
         }
         await clients.shutdown()
+        await stores.shutdown()
     }
 }

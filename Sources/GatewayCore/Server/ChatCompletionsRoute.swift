@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 
 extension HTTPField.Name {
@@ -10,12 +11,15 @@ extension HTTPField.Name {
     static let attempts = HTTPField.Name("X-Attempts")!
 }
 
-/// `POST /v1/chat/completions`: authenticate, validate, route down the failover chain, translate, relay.
+/// `POST /v1/chat/completions`: authenticate, validate, rate-limit, answer from the cache or route down the
+/// failover chain, translate, relay.
 public struct ChatCompletionsRoute: Sendable {
     let router: ChatRouter
+    let stores: Stores
 
-    public init(router: ChatRouter) {
+    public init(router: ChatRouter, stores: Stores) {
         self.router = router
+        self.stores = stores
     }
 
     /// Handles one request.
@@ -43,44 +47,109 @@ public struct ChatCompletionsRoute: Sendable {
         guard key.allows(model: chat.model) else {
             throw GatewayError.forbidden("Your key '\(key.name)' is not allowed to use the model '\(chat.model)'.", param: "model")
         }
-        if chat.stream { return try await stream(chat, model: model, table: snapshot.models, context: context) }
+
+        let gate = RateLimitGate(backend: stores.limiter, onBackendError: snapshot.config.rateLimits.onBackendError, outage: stores.limiterOutage)
+        let admission = try await gate.admit(key: key, request: chat, logger: context.logger)
+        let policy = CachePolicy(
+            config: snapshot.config, key: key, cacheControl: request.headers[.cacheControl], backendAvailable: stores.cache != nil)
+        let cacheKey = policy.isActive ? CacheKey.make(for: chat, namespace: policy.namespace) : ""
+        var headers = admission?.headers ?? [:]
+
+        if policy.lookup, let cache = stores.cache, let hit = await cache.get(cacheKey) {
+            await gate.settle(admission, usage: Usage(), logger: context.logger)
+            headers[.cacheHit] = "exact"
+            headers[.provider] = hit.providerType
+            headers[.servedModel] = hit.upstreamModel
+            headers[.attempts] = "0"
+            headers[.cost] = CostFormat.usd(0)
+            headers[.latency] = String(context.elapsedMilliseconds)
+            if chat.stream {
+                headers[.contentType] = "text/event-stream"
+                headers[.cacheControl] = "no-cache"
+                let frames = StreamRelay.frames(StreamReplay.payloads(for: hit.completion, includeUsage: chat.includeUsage))
+                return Response(status: .ok, headers: headers, body: .init(byteBuffer: frames))
+            }
+            return .json(hit.completion, headers: headers)
+        }
+        headers[.cacheHit] = policy.isActive ? "miss" : "bypass"
+
+        if chat.stream {
+            return try await stream(chat, model: model, table: snapshot.models, context: context, headers: headers, policy: policy, cacheKey: cacheKey) { usage in
+                await gate.settle(admission, usage: usage, logger: context.logger)
+            }
+        }
 
         let router = self.router
+        let cache = policy.store ? stores.cache : nil
         let logger = context.logger
-        let served = try await ClientWatch.cancellingOnDisconnect(context.channel) {
-            try await router.run(chat, model: model, table: snapshot.models, logger: logger) { opened, _ in
+        let work: @Sendable () async throws -> SharedAnswer = {
+            let served = try await router.run(chat, model: model, table: snapshot.models, logger: logger) { opened, _ in
                 do {
                     return try await router.proxy.completion(from: opened, requestedModel: chat.model)
                 } catch let error as GatewayError {
                     throw AttemptFailure(error, triggersFailover: true, timedOut: error.status == 504)
                 }
             }
+            let cost = served.answer.usage.flatMap { usage in served.model.price.map { usage.cost(at: $0) } }
+            if let cache {
+                let answer = CachedAnswer(
+                    completion: served.answer.body, providerType: served.model.provider.type.rawValue, upstreamModel: served.model.upstream,
+                    costUSD: cost)
+                await cache.set(cacheKey, answer, ttl: policy.ttl)
+            }
+            return SharedAnswer(served: served, costUSD: cost)
         }
-        var headers = Self.routingHeaders(model: served.model, original: served.original, attempts: served.attempts)
+        let flights = stores.flights
+        let (shared, joined) = try await ClientWatch.cancellingOnDisconnect(context.channel) {
+            if policy.lookup { return try await flights.run(cacheKey, work) }
+            return (try await work(), false)
+        }
+        let served = shared.served
+        headers.append(contentsOf: Self.routingHeaders(model: served.model, original: served.original, attempts: joined ? 0 : served.attempts))
         headers[.latency] = String(context.elapsedMilliseconds)
-        if let usage = served.answer.usage, let price = served.model.price {
-            headers[.cost] = CostFormat.usd(usage.cost(at: price))
+        if joined {
+            headers[.cacheHit] = "exact"
+            headers[.cost] = CostFormat.usd(0)
+            await gate.settle(admission, usage: Usage(), logger: context.logger)
+        } else {
+            if let cost = shared.costUSD { headers[.cost] = CostFormat.usd(cost) }
+            await gate.settle(admission, usage: served.answer.usage, logger: context.logger)
         }
         return .json(served.answer.body, headers: headers)
     }
 
-    /// Streams: the chain runs in its own task, which hands the response over once the first chunk is ready
-    /// and keeps relaying after that. The client leaving cancels it, whatever it is doing.
-    private func stream(_ chat: ChatRequest, model: ResolvedModel, table: ModelTable, context: GatewayRequestContext) async throws -> Response {
+    /// Streams: the chain runs in its own task, which hands the response over once the first chunks are ready
+    /// and keeps relaying after that. The client leaving cancels it, whatever it is doing. A complete stream is
+    /// assembled into a completion and cached.
+    private func stream(
+        _ chat: ChatRequest, model: ResolvedModel, table: ModelTable, context: GatewayRequestContext, headers baseHeaders: HTTPFields,
+        policy: CachePolicy, cacheKey: String, settle: @escaping @Sendable (Usage?) async -> Void
+    ) async throws -> Response {
         let (outputs, output) = AsyncStream<ByteBuffer>.makeStream()
-        let relay = StreamRelay(requestedModel: chat.model, includeUsage: chat.includeUsage, logger: context.logger, output: output)
+        let assembler: NIOLockedValueBox<StreamAssembler>? = policy.store ? NIOLockedValueBox(StreamAssembler()) : nil
+        var configured = StreamRelay(requestedModel: chat.model, includeUsage: chat.includeUsage, logger: context.logger, output: output)
+        if let assembler {
+            configured.observe = { @Sendable payloads in
+                assembler.withLockedValue { collected in
+                    for payload in payloads { collected.add(payload) }
+                }
+            }
+        }
+        let relay = configured
         let delivery = OneShot<Response>()
         let router = self.router
+        let cache = policy.store ? stores.cache : nil
         let logger = context.logger
         let channel = context.channel
         let startedAt = context.startedAt
         let exchange = Task {
             defer { output.finish() }
             do {
-                _ = try await ClientWatch.cancellingOnDisconnect(channel) {
+                let served = try await ClientWatch.cancellingOnDisconnect(channel) {
                     try await router.run(chat, model: model, table: table, logger: logger) { opened, attempt in
                         try await relay.relay(opened) {
-                            var headers = Self.routingHeaders(model: opened.model, original: attempt.original, attempts: attempt.attempt)
+                            var headers = baseHeaders
+                            headers.append(contentsOf: Self.routingHeaders(model: opened.model, original: attempt.original, attempts: attempt.attempt))
                             headers[.contentType] = "text/event-stream"
                             headers[.cacheControl] = "no-cache"
                             let elapsed = ContinuousClock.now - startedAt
@@ -90,6 +159,19 @@ public struct ChatCompletionsRoute: Sendable {
                     }
                 }
                 delivery.deliver(.failure(GatewayError.badGateway("The provider's stream ended without any content.")))
+                guard case .complete(let usage) = served.answer else {
+                    await settle(nil)
+                    return
+                }
+                await settle(usage)
+                if let cache, let assembler, var completion = assembler.withLockedValue({ $0.completion() }) {
+                    if let usage { completion["usage"] = usage.json }
+                    let cost = usage.flatMap { usage in served.model.price.map { usage.cost(at: $0) } }
+                    await cache.set(
+                        cacheKey,
+                        CachedAnswer(completion: completion, providerType: served.model.provider.type.rawValue, upstreamModel: served.model.upstream, costUSD: cost),
+                        ttl: policy.ttl)
+                }
             } catch {
                 delivery.deliver(.failure(error))
             }

@@ -62,6 +62,9 @@ public struct ErrorEnvelopeMiddleware: RouterMiddleware {
                 context.logger.info("request refused", metadata: ["status": "\(error.status)", "error": "\(error.message)"])
             }
             return .json(error.envelope, status: error.status)
+        } catch let refusal as RateLimitRefusal {
+            context.logger.info("rate limited", metadata: ["key": "\(context.key?.name ?? "")"])
+            return .json(refusal.error.envelope, status: 429, headers: refusal.headers)
         } catch is CancellationError {
             context.logger.info("client went away before the answer")
             return .json(GatewayError(status: 499, type: "api_error", message: "The client closed the connection.", code: "cancelled").envelope, status: 499)

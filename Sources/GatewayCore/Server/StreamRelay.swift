@@ -20,6 +20,8 @@ struct StreamRelay: Sendable {
     let logger: Logger
     /// Where the client's response reads its bytes from.
     let output: AsyncStream<ByteBuffer>.Continuation
+    /// Sees every payload handed to the client, in order (the cache assembles the answer from them).
+    var observe: (@Sendable ([String]) -> Void)? = nil
 
     /// How a relayed stream ended.
     enum End: Sendable {
@@ -36,12 +38,16 @@ struct StreamRelay: Sendable {
         let output = self.output
         let requestedModel = self.requestedModel
         let includeUsage = self.includeUsage
+        let observe = self.observe
         // The first chunk (often the role alone) is held back until a second one is ready, so a provider that fails
         // right after opening its stream can still be failed over without the client seeing anything.
         let pending = NIOLockedValueBox<[String]>([])
         let hand: @Sendable ([String], Bool) -> Void = { payloads, final in
             if started.load(ordering: .relaxed) {
-                if !payloads.isEmpty { output.yield(Self.frames(payloads)) }
+                if !payloads.isEmpty {
+                    observe?(payloads)
+                    output.yield(Self.frames(payloads))
+                }
                 return
             }
             let held = pending.withLockedValue { held -> [String] in
@@ -51,6 +57,7 @@ struct StreamRelay: Sendable {
             guard !held.isEmpty else { return }
             started.store(true, ordering: .relaxed)
             onFirstPayload()
+            observe?(held)
             output.yield(Self.frames(held))
         }
         do {
@@ -88,7 +95,9 @@ struct StreamRelay: Sendable {
             }
             guard started.load(ordering: .relaxed) else { throw failure }
             logger.warning("stream failed after it started", metadata: ["provider": "\(provider.name)", "error": "\(failure.error.message)"])
-            output.yield(Self.frames([failure.error.envelope.serialized()]))
+            let payload = failure.error.envelope.serialized()
+            observe?([payload])
+            output.yield(Self.frames([payload]))
             return .failed(failure.error)
         }
     }

@@ -15,6 +15,8 @@ struct GatewayHarness: Sendable {
     let anthropic: FakeUpstream
     let gemini: FakeUpstream
     let fakePorts: [FakeUpstream.Kind: Int]
+    /// The configuration the gateway runs with.
+    let config: GatewayConfig
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
@@ -23,6 +25,8 @@ struct GatewayHarness: Sendable {
         var config = GatewayConfig()
         config.server.port = 0
         config.server.maxBodyBytes = 64 * 1024
+        // Tests of the cache turn it on; the others see every request reach a provider.
+        config.cache.backend = .off
         for fake in fakes {
             var provider = ProviderConfig(
                 name: fake.kind.rawValue, type: ProviderType(rawValue: fake.kind.rawValue)!,
@@ -61,20 +65,42 @@ struct GatewayHarness: Sendable {
             }
             var config = defaultConfig(ports: ports, fakes: fakes)
             configure(&config)
-            var logger = Logger(label: "gateway-test")
-            logger.logLevel = .critical
-            let gateway = Gateway(config: config, logger: logger)
-            let (stream, continuation) = AsyncStream<Int>.makeStream()
-            let app = gateway.makeApplication { port in continuation.yield(port) }
+            do {
+                try await runGateway(config: config) { port in
+                    try await body(GatewayHarness(port: port, openai: fakes[0], anthropic: fakes[1], gemini: fakes[2], fakePorts: ports, config: config))
+                }
+            } catch {
+                group.cancelAll()
+                throw error
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// Runs another gateway with `config` (e.g. a second instance sharing Redis) while `body` runs.
+    func withAnotherGateway(config: GatewayConfig, _ body: @Sendable (GatewayHarness) async throws -> Void) async throws {
+        try await Self.runGateway(config: config) { port in
+            try await body(GatewayHarness(port: port, openai: openai, anthropic: anthropic, gemini: gemini, fakePorts: fakePorts, config: config))
+        }
+    }
+
+    /// Runs a gateway on a free port while `body` runs with that port, then stops it.
+    private static func runGateway(config: GatewayConfig, _ body: (Int) async throws -> Void) async throws {
+        var logger = Logger(label: "gateway-test")
+        logger.logLevel = .critical
+        let gateway = try Gateway(config: config, logger: logger)
+        let (stream, continuation) = AsyncStream<Int>.makeStream()
+        let app = gateway.makeApplication { port in continuation.yield(port) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 try await app.runService()
                 await gateway.clients.shutdown()
+                await gateway.stores.shutdown()
             }
             var iterator = stream.makeAsyncIterator()
             let port = await iterator.next()!
-            let harness = GatewayHarness(port: port, openai: fakes[0], anthropic: fakes[1], gemini: fakes[2], fakePorts: ports)
             do {
-                try await body(harness)
+                try await body(port)
             } catch {
                 group.cancelAll()
                 throw error

@@ -1,0 +1,76 @@
+import Logging
+
+/// The cache and rate-limit backends the configuration chose at start-up, and the Redis client they share.
+///
+/// `cache.backend`, `rate_limits.backend`, `cache.max_entries`, `cache.max_bytes` and `redis.*` take effect at
+/// start-up; a reload that changes them says a restart is needed. TTLs, scope and per-key settings reload.
+public final class Stores: Sendable {
+    /// Where answers are cached; nil when `cache.backend` is `off`.
+    public let cache: (any ResponseCacheBackend)?
+    /// The in-process cache, when that is the backend (for statistics).
+    public let memoryCache: MemoryCache?
+    /// Token buckets.
+    public let limiter: any RateLimiterBackend
+    /// The shared Redis client, when a backend uses Redis.
+    public let redis: RedisClient?
+    /// Rate-limiter outages (the Redis cache keeps its own).
+    public let limiterOutage = OutageLog(name: "redis rate limiter")
+    /// Identical concurrent misses share one upstream call.
+    let flights = SingleFlight<SharedAnswer>()
+
+    /// Builds the backends `config` asks for.
+    /// - Throws: `RedisError` when `redis.url` cannot be used.
+    public init(config: GatewayConfig, logger: Logger) throws {
+        let needsRedis = config.cache.backend == .redis || config.rateLimits.backend == .redis
+        let redis: RedisClient?
+        if needsRedis {
+            let settings = config.redis
+            redis = RedisClient(
+                configuration: try RedisConfiguration(
+                    url: settings.url, poolSize: settings.poolSize, connectTimeout: settings.connectTimeout,
+                    commandTimeout: settings.commandTimeout),
+                logger: logger)
+        } else {
+            redis = nil
+        }
+        self.redis = redis
+        switch config.cache.backend {
+        case .off:
+            cache = nil
+            memoryCache = nil
+        case .memory:
+            let memory = MemoryCache(maxEntries: config.cache.maxEntries, maxBytes: config.cache.maxBytes)
+            cache = memory
+            memoryCache = memory
+        case .redis:
+            cache = RedisCache(client: redis!, prefix: config.redis.prefix, logger: logger)
+            memoryCache = nil
+        }
+        switch config.rateLimits.backend {
+        case .memory: limiter = MemoryRateLimiter()
+        case .redis: limiter = RedisRateLimiter(client: redis!, prefix: config.redis.prefix)
+        }
+    }
+
+    /// Settings that only take effect at start-up and differ between `old` and `new`.
+    static func restartRequired(from old: GatewayConfig, to new: GatewayConfig) -> [String] {
+        var changed: [String] = []
+        if old.cache.backend != new.cache.backend { changed.append("cache.backend") }
+        if old.cache.maxEntries != new.cache.maxEntries { changed.append("cache.max_entries") }
+        if old.cache.maxBytes != new.cache.maxBytes { changed.append("cache.max_bytes") }
+        if old.rateLimits.backend != new.rateLimits.backend { changed.append("rate_limits.backend") }
+        if old.redis != new.redis { changed.append("redis") }
+        return changed
+    }
+
+    /// Closes the Redis connections.
+    public func shutdown() async {
+        await redis?.shutdown()
+    }
+}
+
+/// An answer shared by the requests of one single flight.
+struct SharedAnswer: Sendable {
+    var served: ServedAnswer<ChatCompletion>
+    var costUSD: Double?
+}
