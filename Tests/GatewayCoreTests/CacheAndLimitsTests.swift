@@ -238,4 +238,46 @@ struct CacheAndLimitsTests {
         }
         await redis.stop()
     }
+
+    @Test func twoGatewayProcessesOnOneRedisEnforceOneGlobalLimit() async throws {
+        let redis = try await RedisServerProcess.start()
+        let redisURL = redis.url()
+        try await GatewayHarness.with { fakes in
+            let upstream = fakes.openai.baseURL(port: fakes.fakePorts[.openai]!)
+            let prefix = "procs-\(RandomID.make(prefix: "", length: 8)):"
+            let yaml: (Int) -> String = { port in
+                """
+                server: {listen: "127.0.0.1:\(port)"}
+                providers:
+                  openai: {type: openai, base_url: "\(upstream)", api_key: "\(fakes.openai.key)"}
+                keys:
+                  - name: shared
+                    sha256: \(KeyHash.sha256Hex(GatewayHarness.clientKey))
+                    rate_limit: {requests_per_minute: 4}
+                cache: {backend: redis}
+                rate_limits: {backend: redis}
+                redis: {url: "\(redisURL)", prefix: "\(prefix)"}
+                request_log: {backend: off}
+                """
+            }
+            let first = try await DaemonProcess(configuration: yaml)
+            let second = try await DaemonProcess(configuration: yaml)
+            let one = GatewayHarness(port: first.port, openai: fakes.openai, anthropic: fakes.anthropic, gemini: fakes.gemini, fakePorts: fakes.fakePorts, config: fakes.config)
+            let two = GatewayHarness(port: second.port, openai: fakes.openai, anthropic: fakes.anthropic, gemini: fakes.gemini, fakePorts: fakes.fakePorts, config: fakes.config)
+
+            let miss = try await one.post(json: Self.ask("two processes"))
+            #expect(miss.header("X-Cache-Hit") == "miss")
+            let hit = try await two.post(json: Self.ask("two processes"))
+            #expect(hit.header("X-Cache-Hit") == "exact")
+            let statuses = [
+                try await one.post(json: Self.ask("p1")).status, try await two.post(json: Self.ask("p2")).status,
+                try await one.post(json: Self.ask("p3")).status, try await two.post(json: Self.ask("p4")).status,
+            ]
+            #expect(statuses == [200, 200, 429, 429], "4 per minute across both processes: 2 used above, 2 left")
+            #expect(fakes.openai.requests.count == 3)
+            #expect(await first.stop() == 0)
+            #expect(await second.stop() == 0)
+        }
+        await redis.stop()
+    }
 }

@@ -46,46 +46,20 @@ struct ReloadTests {
     }
 
     @Test func sighupReloadsTheRunningDaemon() async throws {
-        let port = Int.random(in: 20_000..<40_000)
-        let path = NSTemporaryDirectory() + "sighup-\(UUID().uuidString).yaml"
-        try Self.config(keyName: "first", key: "gw_first", listen: "127.0.0.1:\(port)").write(toFile: path, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ProcessRunner.gatewayBinary)
-        process.arguments = ["serve", "--config", path]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer { if process.isRunning { process.terminate() } }
+        let daemon = try await DaemonProcess { port in Self.config(keyName: "first", key: "gw_first", listen: "127.0.0.1:\(port)") }
+        #expect(await daemon.status("/v1/models", key: "gw_first") == 200)
 
-        func modelsStatus(_ key: String) async -> Int? {
-            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/models")
-            request.headers.add(name: "authorization", value: "Bearer \(key)")
-            guard let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(2)) else { return nil }
-            _ = try? await response.body.collect(upTo: 1 << 20)
-            return Int(response.status.code)
-        }
-        var ready = false
-        for _ in 0..<100 where !ready {
-            ready = await modelsStatus("gw_first") == 200
-            if !ready { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        try #require(ready, "the daemon did not start")
-
-        try Self.config(keyName: "second", key: "gw_second", listen: "127.0.0.1:\(port)").write(toFile: path, atomically: true, encoding: .utf8)
-        kill(process.processIdentifier, SIGHUP)
+        try Self.config(keyName: "second", key: "gw_second", listen: "127.0.0.1:\(daemon.port)")
+            .write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+        kill(daemon.pid, SIGHUP)
         var swapped = false
         for _ in 0..<50 where !swapped {
-            swapped = await modelsStatus("gw_second") == 200
+            swapped = await daemon.status("/v1/models", key: "gw_second") == 200
             if !swapped { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(swapped)
-        #expect(process.isRunning)
-        #expect(await modelsStatus("gw_first") == 401)
-
-        process.terminate()
-        let (exited, exit) = AsyncStream<Void>.makeStream()
-        process.terminationHandler = { _ in exit.finish() }
-        if process.isRunning { for await _ in exited {} }
-        #expect(process.terminationStatus == 0)
+        #expect(daemon.isRunning)
+        #expect(await daemon.status("/v1/models", key: "gw_first") == 401)
+        #expect(await daemon.stop() == 0)
     }
 }
