@@ -21,13 +21,17 @@ public final class Gateway: Sendable {
     public let load = ProviderLoad()
     /// Cache and rate-limit backends.
     public let stores: Stores
+    /// Where request-log rows go; nil when the log is off.
+    public let requestLog: (any RequestRecordSink)?
     /// Readiness for `/readyz`.
     public let readiness = Readiness()
     /// The daemon's logger.
     public let logger: Logger
 
     /// - Throws: `RedisError` when the Redis settings cannot be used.
-    public init(config: GatewayConfig, logger: Logger) throws {
+    /// - Parameter requestLog: receives one row per request (see `RequestLog`); nil logs nothing.
+    public init(config: GatewayConfig, logger: Logger, requestLog: (any RequestRecordSink)? = nil) throws {
+        self.requestLog = requestLog
         self.store = ConfigStore(ConfigSnapshot(config: config))
         self.clients = UpstreamClients()
         self.stores = try Stores(config: config, logger: logger)
@@ -39,12 +43,13 @@ public final class Gateway: Sendable {
     public func makeRouter() -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: RequestIDMiddleware(store: store))
+        router.add(middleware: RequestLogMiddleware(sink: requestLog))
         router.add(middleware: ErrorEnvelopeMiddleware())
         let health = HealthRoutes(readiness: readiness)
         router.get("healthz", use: health.healthz)
         router.get("readyz", use: health.readyz)
         let chat = ChatCompletionsRoute(
-            router: ChatRouter(proxy: ChatProxy(clients: clients), breakers: breakers, load: load), stores: stores)
+            router: ChatRouter(proxy: ChatProxy(clients: clients), breakers: breakers, load: load), stores: stores, sink: requestLog)
         let models = ModelsRoute()
         let api = router.group("v1").add(middleware: AuthMiddleware())
         api.post("chat/completions", use: chat.handle)

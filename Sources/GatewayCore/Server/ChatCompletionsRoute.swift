@@ -16,10 +16,12 @@ extension HTTPField.Name {
 public struct ChatCompletionsRoute: Sendable {
     let router: ChatRouter
     let stores: Stores
+    let sink: (any RequestRecordSink)?
 
-    public init(router: ChatRouter, stores: Stores) {
+    public init(router: ChatRouter, stores: Stores, sink: (any RequestRecordSink)? = nil) {
         self.router = router
         self.stores = stores
+        self.sink = sink
     }
 
     /// Handles one request.
@@ -39,6 +41,12 @@ public struct ChatCompletionsRoute: Sendable {
             throw GatewayError.payloadTooLarge(limit: limit)
         }
         let chat = try ChatRequest(parsing: body.readableBytesView)
+        let outcome = context.outcome
+        outcome?.update { fields in
+            fields.model = chat.model
+            fields.stream = chat.stream
+            Attribution.apply(headers: request.headers, request: chat, to: &fields)
+        }
         guard let model = snapshot.models.resolve(chat.model) else {
             throw GatewayError.notFound(
                 "The model '\(chat.model)' does not exist or is not configured on this gateway. GET /v1/models lists the models your key can use.",
@@ -57,6 +65,14 @@ public struct ChatCompletionsRoute: Sendable {
 
         if policy.lookup, let cache = stores.cache, let hit = await cache.get(cacheKey) {
             await gate.settle(admission, usage: Usage(), logger: context.logger)
+            outcome?.update { fields in
+                fields.cacheHit = true
+                fields.provider = hit.providerType
+                fields.servedModel = hit.upstreamModel
+                fields.usage = Usage(openAI: hit.completion["usage"])
+                fields.costUSD = 0
+                fields.savedCostUSD = hit.costUSD
+            }
             headers[.cacheHit] = "exact"
             headers[.provider] = hit.providerType
             headers[.servedModel] = hit.upstreamModel
@@ -69,7 +85,7 @@ public struct ChatCompletionsRoute: Sendable {
                 let frames = StreamRelay.frames(StreamReplay.payloads(for: hit.completion, includeUsage: chat.includeUsage))
                 return Response(status: .ok, headers: headers, body: .init(byteBuffer: frames))
             }
-            return .json(hit.completion, headers: headers)
+            return .json(Self.withCost(hit.completion, cost: 0, latencyMs: context.elapsedMilliseconds), headers: headers)
         }
         headers[.cacheHit] = policy.isActive ? "miss" : "bypass"
 
@@ -106,16 +122,28 @@ public struct ChatCompletionsRoute: Sendable {
         }
         let served = shared.served
         headers.append(contentsOf: Self.routingHeaders(model: served.model, original: served.original, attempts: joined ? 0 : served.attempts))
-        headers[.latency] = String(context.elapsedMilliseconds)
+        let latency = context.elapsedMilliseconds
+        headers[.latency] = String(latency)
+        let cost = joined ? 0 : shared.costUSD
+        outcome?.update { fields in
+            fields.servedModel = served.model.upstream
+            fields.provider = served.model.provider.name
+            fields.failoverUsed = served.failedOver
+            fields.originalProvider = served.failedOver ? served.original.provider.name : nil
+            fields.attempts = joined ? 0 : served.attempts
+            fields.usage = served.answer.usage
+            fields.cacheHit = joined
+            fields.costUSD = cost
+            fields.savedCostUSD = joined ? shared.costUSD : nil
+        }
         if joined {
             headers[.cacheHit] = "exact"
-            headers[.cost] = CostFormat.usd(0)
             await gate.settle(admission, usage: Usage(), logger: context.logger)
         } else {
-            if let cost = shared.costUSD { headers[.cost] = CostFormat.usd(cost) }
             await gate.settle(admission, usage: served.answer.usage, logger: context.logger)
         }
-        return .json(served.answer.body, headers: headers)
+        if let cost { headers[.cost] = CostFormat.usd(cost) }
+        return .json(Self.withCost(served.answer.body, cost: cost, latencyMs: latency), headers: headers)
     }
 
     /// Streams: the chain runs in its own task, which hands the response over once the first chunks are ready
@@ -128,6 +156,8 @@ public struct ChatCompletionsRoute: Sendable {
         let (outputs, output) = AsyncStream<ByteBuffer>.makeStream()
         let assembler: NIOLockedValueBox<StreamAssembler>? = policy.store ? NIOLockedValueBox(StreamAssembler()) : nil
         var configured = StreamRelay(requestedModel: chat.model, includeUsage: chat.includeUsage, logger: context.logger, output: output)
+        let outcome = context.outcome
+        let sink = self.sink
         if let assembler {
             configured.observe = { @Sendable payloads in
                 assembler.withLockedValue { collected in
@@ -148,6 +178,17 @@ public struct ChatCompletionsRoute: Sendable {
                 let served = try await ClientWatch.cancellingOnDisconnect(channel) {
                     try await router.run(chat, model: model, table: table, logger: logger) { opened, attempt in
                         try await relay.relay(opened) {
+                            let elapsedMs = Int((ContinuousClock.now - startedAt).components.seconds * 1000 + (ContinuousClock.now - startedAt).components.attoseconds / 1_000_000_000_000_000)
+                            outcome?.update { fields in
+                                fields.deferred = true
+                                fields.ttfbMs = elapsedMs
+                                fields.servedModel = opened.model.upstream
+                                fields.provider = opened.model.provider.name
+                                fields.attempts = attempt.attempt
+                                let failedOver = opened.model.provider.name != attempt.original.provider.name || opened.model.upstream != attempt.original.upstream
+                                fields.failoverUsed = failedOver
+                                fields.originalProvider = failedOver ? attempt.original.provider.name : nil
+                            }
                             var headers = baseHeaders
                             headers.append(contentsOf: Self.routingHeaders(model: opened.model, original: attempt.original, attempts: attempt.attempt))
                             headers[.contentType] = "text/event-stream"
@@ -160,9 +201,19 @@ public struct ChatCompletionsRoute: Sendable {
                 }
                 delivery.deliver(.failure(GatewayError.badGateway("The provider's stream ended without any content.")))
                 guard case .complete(let usage) = served.answer else {
+                    if case .failed(let error) = served.answer {
+                        outcome?.update { $0.errorMessage = error.message }
+                        outcome?.finish(status: error.status, into: sink)
+                    }
                     await settle(nil)
                     return
                 }
+                let cost = usage.flatMap { usage in served.model.price.map { usage.cost(at: $0) } }
+                outcome?.update { fields in
+                    fields.usage = usage
+                    fields.costUSD = cost
+                }
+                outcome?.finish(status: 200, into: sink)
                 await settle(usage)
                 if let cache, let assembler, var completion = assembler.withLockedValue({ $0.completion() }) {
                     if let usage { completion["usage"] = usage.json }
@@ -174,6 +225,10 @@ public struct ChatCompletionsRoute: Sendable {
                 }
             } catch {
                 delivery.deliver(.failure(error))
+                if outcome?.isDeferred == true {
+                    outcome?.update { $0.errorMessage = error is CancellationError ? "The client closed the connection." : "\(error)" }
+                    outcome?.finish(status: error is CancellationError ? 499 : 502, into: sink)
+                }
             }
         }
         output.onTermination = { _ in exchange.cancel() }
@@ -189,6 +244,14 @@ public struct ChatCompletionsRoute: Sendable {
             for await buffer in outputs { try await writer.write(buffer) }
             try await writer.finish(nil)
         }
+    }
+
+    /// The answer with `cost_usd` (null when unpriced) and `latency_ms` beside `usage`.
+    static func withCost(_ body: JSON, cost: Double?, latencyMs: Int) -> JSON {
+        var body = body
+        body["cost_usd"] = cost.map(JSON.double) ?? .null
+        body["latency_ms"] = .int(Int64(latencyMs))
+        return body
     }
 
     /// `X-Provider`, `X-Model`, `X-Attempts`, and `X-Failover` with `X-Original-Provider` when a fallback answered.

@@ -12,6 +12,8 @@ public struct GatewayRequestContext: RequestContext {
     public var snapshot: ConfigSnapshot?
     /// The authenticated key, set by `AuthMiddleware`.
     public var key: KeyConfig?
+    /// What is known about the request so far, for its request-log row.
+    var outcome: RequestOutcome?
     /// The client's connection, watched to cancel work when it closes.
     public let channel: (any Channel)?
 

@@ -46,6 +46,33 @@ public struct RequestIDMiddleware: RouterMiddleware {
     }
 }
 
+/// Writes one request-log row per API request (`/v1/…`), whatever its outcome, once the answer is known
+/// (streams write theirs when they end). Health probes are not logged.
+public struct RequestLogMiddleware: RouterMiddleware {
+    let sink: (any RequestRecordSink)?
+
+    public init(sink: (any RequestRecordSink)?) {
+        self.sink = sink
+    }
+
+    public func handle(
+        _ request: Request, context: GatewayRequestContext, next: (Request, GatewayRequestContext) async throws -> Response
+    ) async throws -> Response {
+        guard let sink, request.uri.path.hasPrefix("/v1/") else { return try await next(request, context) }
+        var context = context
+        let outcome = RequestOutcome(requestID: context.requestID, endpoint: request.uri.path, startedAt: context.startedAt)
+        context.outcome = outcome
+        do {
+            let response = try await next(request, context)
+            if !outcome.isDeferred { outcome.finish(status: Int(response.status.code), into: sink) }
+            return response
+        } catch {
+            outcome.finish(status: 500, into: sink)
+            throw error
+        }
+    }
+}
+
 /// Turns every error thrown below it into OpenAI's error envelope, so no client ever sees another shape.
 public struct ErrorEnvelopeMiddleware: RouterMiddleware {
     public init() {}
@@ -56,6 +83,7 @@ public struct ErrorEnvelopeMiddleware: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let error as GatewayError {
+            context.outcome?.update { $0.errorMessage = error.message }
             if error.status >= 500 {
                 context.logger.warning("request failed", metadata: ["status": "\(error.status)", "error": "\(error.message)"])
             } else {
@@ -63,13 +91,16 @@ public struct ErrorEnvelopeMiddleware: RouterMiddleware {
             }
             return .json(error.envelope, status: error.status)
         } catch let refusal as RateLimitRefusal {
+            context.outcome?.update { $0.errorMessage = refusal.message }
             context.logger.info("rate limited", metadata: ["key": "\(context.key?.name ?? "")"])
             return .json(refusal.error.envelope, status: 429, headers: refusal.headers)
         } catch is CancellationError {
+            context.outcome?.update { $0.errorMessage = "The client closed the connection." }
             context.logger.info("client went away before the answer")
             return .json(GatewayError(status: 499, type: "api_error", message: "The client closed the connection.", code: "cancelled").envelope, status: 499)
         } catch let error as any HTTPResponseError {
             let gatewayError = Self.translate(error, request: request)
+            context.outcome?.update { $0.errorMessage = gatewayError.message }
             return .json(gatewayError.envelope, status: gatewayError.status)
         } catch {
             context.logger.error("internal error", metadata: ["error": "\(type(of: error))"])
@@ -119,6 +150,7 @@ public struct AuthMiddleware: RouterMiddleware {
         var context = context
         context.key = key
         context.logger[metadataKey: "key"] = .string(key.name)
+        context.outcome?.update { $0.keyName = key.name }
         return try await next(request, context)
     }
 }

@@ -42,7 +42,9 @@ struct StreamRelay: Sendable {
         // The first chunk (often the role alone) is held back until a second one is ready, so a provider that fails
         // right after opening its stream can still be failed over without the client seeing anything.
         let pending = NIOLockedValueBox<[String]>([])
-        let hand: @Sendable ([String], Bool) -> Void = { payloads, final in
+        let price = opened.model.price
+        let hand: @Sendable ([String], Bool) -> Void = { raw, final in
+            let payloads = Self.addingCost(to: raw, price: price)
             if started.load(ordering: .relaxed) {
                 if !payloads.isEmpty {
                     observe?(payloads)
@@ -126,6 +128,17 @@ struct StreamRelay: Sendable {
         var spec = timespec()
         clock_gettime(CLOCK_MONOTONIC, &spec)
         return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
+    }
+
+    /// Adds `cost_usd` to the usage chunk (the one with `usage` and no choices); other payloads pass as they are.
+    static func addingCost(to payloads: [String], price: Price?) -> [String] {
+        payloads.map { payload in
+            guard payload.contains("\"usage\""), var chunk = try? JSON.parse(payload), let usage = Usage(openAI: chunk["usage"]),
+                chunk["choices"]?.arrayValue?.isEmpty == true
+            else { return payload }
+            chunk["cost_usd"] = price.map { .double(usage.cost(at: $0)) } ?? .null
+            return chunk.serialized()
+        }
     }
 
     static func frames(_ payloads: [String]) -> ByteBuffer {

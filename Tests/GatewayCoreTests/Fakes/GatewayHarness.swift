@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Hummingbird
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import ServiceLifecycle
 @testable import GatewayCore
@@ -17,6 +18,8 @@ struct GatewayHarness: Sendable {
     let fakePorts: [FakeUpstream.Kind: Int]
     /// The configuration the gateway runs with.
     let config: GatewayConfig
+    /// The request-log rows the gateway wrote.
+    let records: RecordCollector
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
@@ -66,8 +69,8 @@ struct GatewayHarness: Sendable {
             var config = defaultConfig(ports: ports, fakes: fakes)
             configure(&config)
             do {
-                try await runGateway(config: config) { port in
-                    try await body(GatewayHarness(port: port, openai: fakes[0], anthropic: fakes[1], gemini: fakes[2], fakePorts: ports, config: config))
+                try await runGateway(config: config) { port, records in
+                    try await body(GatewayHarness(port: port, openai: fakes[0], anthropic: fakes[1], gemini: fakes[2], fakePorts: ports, config: config, records: records))
                 }
             } catch {
                 group.cancelAll()
@@ -79,16 +82,17 @@ struct GatewayHarness: Sendable {
 
     /// Runs another gateway with `config` (e.g. a second instance sharing Redis) while `body` runs.
     func withAnotherGateway(config: GatewayConfig, _ body: @Sendable (GatewayHarness) async throws -> Void) async throws {
-        try await Self.runGateway(config: config) { port in
-            try await body(GatewayHarness(port: port, openai: openai, anthropic: anthropic, gemini: gemini, fakePorts: fakePorts, config: config))
+        try await Self.runGateway(config: config) { port, records in
+            try await body(GatewayHarness(port: port, openai: openai, anthropic: anthropic, gemini: gemini, fakePorts: fakePorts, config: config, records: records))
         }
     }
 
     /// Runs a gateway on a free port while `body` runs with that port, then stops it.
-    private static func runGateway(config: GatewayConfig, _ body: (Int) async throws -> Void) async throws {
+    private static func runGateway(config: GatewayConfig, _ body: (Int, RecordCollector) async throws -> Void) async throws {
         var logger = Logger(label: "gateway-test")
         logger.logLevel = .critical
-        let gateway = try Gateway(config: config, logger: logger)
+        let records = RecordCollector()
+        let gateway = try Gateway(config: config, logger: logger, requestLog: records)
         let (stream, continuation) = AsyncStream<Int>.makeStream()
         let app = gateway.makeApplication { port in continuation.yield(port) }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -100,7 +104,7 @@ struct GatewayHarness: Sendable {
             var iterator = stream.makeAsyncIterator()
             let port = await iterator.next()!
             do {
-                try await body(port)
+                try await body(port, records)
             } catch {
                 group.cancelAll()
                 throw error
@@ -152,5 +156,23 @@ struct GatewayHarness: Sendable {
         var parser = ServerSentEventParser()
         let events = (try? parser.feed(Array(body.utf8))) ?? []
         return (events + parser.finish()).map(\.data)
+    }
+}
+
+/// Keeps the request-log rows a gateway writes, for assertions.
+final class RecordCollector: RequestRecordSink {
+    private let rows = NIOLockedValueBox<[RequestRecord]>([])
+
+    func record(_ record: RequestRecord) {
+        rows.withLockedValue { $0.append(record) }
+    }
+
+    var all: [RequestRecord] { rows.withLockedValue { $0 } }
+
+    /// Waits up to `timeout` for `count` rows (streams write theirs when they end).
+    func waitFor(_ count: Int, timeout: Duration = .seconds(5)) async throws -> [RequestRecord] {
+        let started = ContinuousClock.now
+        while all.count < count, ContinuousClock.now - started < timeout { try await Task.sleep(for: .milliseconds(20)) }
+        return all
     }
 }

@@ -1,0 +1,117 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import HTTPTypes
+import NIOConcurrencyHelpers
+
+/// Receives finished request records (the request log's writer; nothing when the log is off).
+public protocol RequestRecordSink: Sendable {
+    /// Takes one record without waiting for any database.
+    func record(_ record: RequestRecord)
+}
+
+/// What is known about one request as it goes, filled in by the route and turned into its `RequestRecord`.
+///
+/// The logging middleware writes the record when the handler returns, unless the answer is a stream:
+/// then the stream's task writes it when the stream ends.
+final class RequestOutcome: Sendable {
+    struct Fields {
+        var keyName: String?
+        var model: String?
+        var servedModel: String?
+        var provider: String?
+        var originalProvider: String?
+        var errorMessage: String?
+        var usage: Usage?
+        var costUSD: Double?
+        var savedCostUSD: Double?
+        var ttfbMs: Int?
+        var cacheHit = false
+        var failoverUsed = false
+        var attempts = 0
+        var stream = false
+        var customer: String?
+        var feature: String?
+        var metadata: [String: String] = [:]
+        /// The stream's task writes the record.
+        var deferred = false
+    }
+
+    let requestID: String
+    let createdAtMicros: Int64
+    let endpoint: String
+    let startedAt: ContinuousClock.Instant
+    private let fields = NIOLockedValueBox(Fields())
+    private let written = NIOLockedValueBox(false)
+
+    init(requestID: String, endpoint: String, startedAt: ContinuousClock.Instant) {
+        self.requestID = requestID
+        self.endpoint = endpoint
+        self.startedAt = startedAt
+        self.createdAtMicros = UnixTime.nowMicros()
+    }
+
+    /// Changes what is known.
+    func update(_ change: (inout Fields) -> Void) {
+        fields.withLockedValue { change(&$0) }
+    }
+
+    /// Whether the stream's task will write the record.
+    var isDeferred: Bool { fields.withLockedValue { $0.deferred } }
+
+    /// Writes the record once (later calls do nothing).
+    func finish(status: Int, into sink: (any RequestRecordSink)?) {
+        guard let sink, written.withLockedValue({ done in defer { done = true }; return !done }) else { return }
+        let elapsed = ContinuousClock.now - startedAt
+        let latency = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+        let fields = self.fields.withLockedValue { $0 }
+        sink.record(
+            RequestRecord(
+                requestID: requestID, createdAtMicros: createdAtMicros, keyName: fields.keyName, endpoint: endpoint, model: fields.model,
+                servedModel: fields.servedModel, provider: fields.provider, originalProvider: fields.originalProvider, statusCode: status,
+                errorMessage: fields.errorMessage, promptTokens: fields.usage?.promptTokens, completionTokens: fields.usage?.completionTokens,
+                totalTokens: fields.usage?.totalTokens, cachedTokens: fields.usage?.cachedTokens, costUSD: fields.costUSD,
+                savedCostUSD: fields.savedCostUSD, latencyMs: latency, ttfbMs: fields.ttfbMs, cacheHit: fields.cacheHit,
+                failoverUsed: fields.failoverUsed, attempts: fields.attempts, stream: fields.stream, customer: fields.customer,
+                feature: fields.feature, metadata: fields.metadata))
+    }
+}
+
+/// Who a request is for, from `X-Customer-Id`, `X-Feature`, `X-Metadata-<name>` and the OpenAI `user` and
+/// `metadata` fields. Values are cut to 256 characters and at most 32 metadata entries are kept; they are
+/// stored as bound values, never as SQL.
+enum Attribution {
+    static let maximumLength = 256
+    static let maximumEntries = 32
+
+    static func apply(headers: HTTPFields, request: ChatRequest, to fields: inout RequestOutcome.Fields) {
+        fields.customer = bounded(headers[HTTPField.Name("X-Customer-Id")!] ?? request.body["user"]?.stringValue)
+        fields.feature = bounded(headers[HTTPField.Name("X-Feature")!])
+        var metadata: [String: String] = [:]
+        if let object = request.body["metadata"]?.objectValue {
+            for (name, value) in object.sorted(by: { $0.key < $1.key }) where metadata.count < maximumEntries {
+                if let text = bounded(value.stringValue ?? value.serialized()), let key = bounded(name) { metadata[key] = text }
+            }
+        }
+        for field in headers where metadata.count < maximumEntries {
+            let name = field.name.canonicalName.lowercased()
+            guard name.hasPrefix("x-metadata-"), name.count > 11 else { continue }
+            if let key = bounded(String(name.dropFirst(11))), let value = bounded(field.value) { metadata[key] = value }
+        }
+        fields.metadata = metadata
+    }
+
+    static func bounded(_ text: String?) -> String? {
+        guard let text, !text.isEmpty else { return nil }
+        return text.count > maximumLength ? String(text.prefix(maximumLength)) : text
+    }
+}
+
+extension UnixTime {
+    /// Microseconds since 1970.
+    public static func nowMicros() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
+    }
+}

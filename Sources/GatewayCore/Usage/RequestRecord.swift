@@ -1,0 +1,131 @@
+/// One row of the request log: what was asked, who answered, what it cost, how it ended.
+///
+/// Every request makes exactly one, whatever its outcome (success, cache hit, failover, 4xx, 429, 5xx,
+/// client disconnect, mid-stream error). `requestID` is unique: writing the same record twice keeps one row.
+public struct RequestRecord: Sendable, Equatable {
+    /// Unique id of the row (the gateway's request id, made unique per request).
+    public var requestID: String
+    /// When the request arrived, in microseconds since 1970 (UTC).
+    public var createdAtMicros: Int64
+    /// The gateway key's name; nil when the request was not authenticated.
+    public var keyName: String?
+    /// The route, e.g. `/v1/chat/completions`.
+    public var endpoint: String
+    /// `model` as the client asked for it.
+    public var model: String?
+    /// The upstream model that answered.
+    public var servedModel: String?
+    /// The provider (name) that answered.
+    public var provider: String?
+    /// The provider (name) tried first, when a fallback answered.
+    public var originalProvider: String?
+    /// HTTP status sent to the client (499 when the client left first).
+    public var statusCode: Int
+    /// The error message sent to the client, or the mid-stream error.
+    public var errorMessage: String?
+    public var promptTokens: Int?
+    public var completionTokens: Int?
+    public var totalTokens: Int?
+    public var cachedTokens: Int?
+    /// What the answer cost, in USD; nil when the model has no price or nothing was used.
+    public var costUSD: Double?
+    /// What a cache hit saved, in USD.
+    public var savedCostUSD: Double?
+    /// Milliseconds from arrival to the end of the answer.
+    public var latencyMs: Int
+    /// Milliseconds from arrival to the first byte sent to the client.
+    public var ttfbMs: Int?
+    public var cacheHit: Bool
+    public var failoverUsed: Bool
+    public var attempts: Int
+    public var stream: Bool
+    /// `X-Customer-Id`, else the OpenAI `user` field.
+    public var customer: String?
+    /// `X-Feature`.
+    public var feature: String?
+    /// `X-Metadata-<name>` headers and the OpenAI `metadata` object, as a JSON object.
+    public var metadata: [String: String]
+
+    public init(
+        requestID: String, createdAtMicros: Int64, keyName: String? = nil, endpoint: String = "/v1/chat/completions",
+        model: String? = nil, servedModel: String? = nil, provider: String? = nil, originalProvider: String? = nil,
+        statusCode: Int, errorMessage: String? = nil, promptTokens: Int? = nil, completionTokens: Int? = nil,
+        totalTokens: Int? = nil, cachedTokens: Int? = nil, costUSD: Double? = nil, savedCostUSD: Double? = nil,
+        latencyMs: Int = 0, ttfbMs: Int? = nil, cacheHit: Bool = false, failoverUsed: Bool = false, attempts: Int = 0,
+        stream: Bool = false, customer: String? = nil, feature: String? = nil, metadata: [String: String] = [:]
+    ) {
+        self.requestID = requestID
+        self.createdAtMicros = createdAtMicros
+        self.keyName = keyName
+        self.endpoint = endpoint
+        self.model = model
+        self.servedModel = servedModel
+        self.provider = provider
+        self.originalProvider = originalProvider
+        self.statusCode = statusCode
+        self.errorMessage = errorMessage
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.totalTokens = totalTokens
+        self.cachedTokens = cachedTokens
+        self.costUSD = costUSD
+        self.savedCostUSD = savedCostUSD
+        self.latencyMs = latencyMs
+        self.ttfbMs = ttfbMs
+        self.cacheHit = cacheHit
+        self.failoverUsed = failoverUsed
+        self.attempts = attempts
+        self.stream = stream
+        self.customer = customer
+        self.feature = feature
+        self.metadata = metadata
+    }
+}
+
+/// How `llm-gateway stats` groups rows.
+public enum StatsDimension: String, Sendable, CaseIterable {
+    case model, key, provider, customer, feature
+}
+
+/// One line of `llm-gateway stats`.
+public struct StatsRow: Sendable, Equatable {
+    /// The group's value (model name, key name, ...); "(none)" for rows without one.
+    public var group: String
+    public var requests: Int
+    public var errors: Int
+    public var cacheHits: Int
+    public var promptTokens: Int
+    public var completionTokens: Int
+    public var spendUSD: Double
+    public var savedUSD: Double
+    public var latencyP50Ms: Double?
+    public var latencyP95Ms: Double?
+
+    public init(
+        group: String, requests: Int, errors: Int, cacheHits: Int, promptTokens: Int, completionTokens: Int, spendUSD: Double,
+        savedUSD: Double, latencyP50Ms: Double?, latencyP95Ms: Double?
+    ) {
+        self.group = group
+        self.requests = requests
+        self.errors = errors
+        self.cacheHits = cacheHits
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.spendUSD = spendUSD
+        self.savedUSD = savedUSD
+        self.latencyP50Ms = latencyP50Ms
+        self.latencyP95Ms = latencyP95Ms
+    }
+}
+
+/// Where request rows are kept: SQLite by default, PostgreSQL for fleets.
+public protocol RequestLogStore: Sendable {
+    /// Creates or upgrades the schema (idempotent; applied migrations are recorded in `schema_migrations`).
+    func migrate() async throws
+    /// Writes `records` in one batch. A record whose `requestID` is already stored is skipped, not duplicated.
+    func insert(_ records: [RequestRecord]) async throws
+    /// Aggregates the rows created at or after `sinceMicros`, grouped by `dimension`.
+    func stats(sinceMicros: Int64, by dimension: StatsDimension) async throws -> [StatsRow]
+    /// Releases connections.
+    func close() async
+}

@@ -1,0 +1,125 @@
+import AsyncHTTPClient
+import NIOCore
+import Testing
+@testable import GatewayCore
+
+/// Cost on every path, and one request-log row per request whatever its outcome.
+@Suite("Cost and request records")
+struct CostAndRecordTests {
+    static let hello: JSON = [["role": "user", "content": "hi"]]
+
+    @Test(arguments: [("gpt-4o-mini", "openai"), ("claude-haiku-4-5", "anthropic"), ("gemini-2.5-flash", "gemini")])
+    func everyProviderIsPricedFromItsUsage(model: String, provider: String) async throws {
+        try await GatewayHarness.with { gateway in
+            let reply = try await gateway.post(json: ["model": .string(model), "messages": Self.hello], headers: ["X-Customer-Id": "acme", "X-Feature": "chat", "X-Metadata-Team": "search"])
+            let usage = try #require(Usage(openAI: reply.json?["usage"]))
+            let price = try #require(ModelCatalog.model(named: model)?.price)
+            let expected = usage.cost(at: price)
+            #expect(reply.header("X-Cost-USD") == CostFormat.usd(expected))
+            #expect(abs((reply.json?["cost_usd"]?.doubleValue ?? -1) - expected) < 1e-12)
+            #expect(reply.json?["latency_ms"]?.intValue != nil)
+            let row = try #require(try await gateway.records.waitFor(1).first)
+            #expect(row.statusCode == 200)
+            #expect(row.keyName == "tests")
+            #expect(row.model == model)
+            #expect(row.provider == provider)
+            #expect(row.promptTokens == usage.promptTokens && row.completionTokens == usage.completionTokens)
+            #expect(abs((row.costUSD ?? -1) - expected) < 1e-12)
+            #expect(row.customer == "acme" && row.feature == "chat")
+            #expect(row.metadata["team"] == "search")
+            #expect(!row.stream && !row.cacheHit && !row.failoverUsed && row.attempts == 1)
+        }
+    }
+
+    @Test func aFailoverIsPricedAtTheFallbacksPriceAndRecorded() async throws {
+        try await GatewayHarness.with { gateway in
+            gateway.openai.failNext(1, status: 500)
+            let reply = try await gateway.post(json: ["model": "gpt-4o-mini", "messages": Self.hello])
+            #expect(reply.header("X-Provider") == "anthropic")
+            let usage = try #require(Usage(openAI: reply.json?["usage"]))
+            let fallbackPrice = try #require(ModelCatalog.model(named: "claude-haiku-4-5")?.price)
+            #expect(reply.header("X-Cost-USD") == CostFormat.usd(usage.cost(at: fallbackPrice)))
+            let row = try #require(try await gateway.records.waitFor(1).first)
+            #expect(row.failoverUsed)
+            #expect(row.provider == "anthropic" && row.originalProvider == "openai")
+            #expect(row.servedModel == "claude-haiku-4-5")
+            #expect(row.attempts == 2)
+        }
+    }
+
+    @Test(arguments: ["openai", "anthropic", "gemini"])
+    func streamedUsageIsCostedEvenWithoutIncludeUsage(provider: String) async throws {
+        let model = ["openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"][provider]!
+        try await GatewayHarness.with { gateway in
+            let plain = try await gateway.post(json: ["model": .string(model), "stream": true, "messages": Self.hello])
+            #expect(GatewayHarness.payloads(plain.body).last == "[DONE]")
+            let row = try #require(try await gateway.records.waitFor(1).first)
+            #expect(row.stream)
+            #expect((row.completionTokens ?? 0) > 0)
+            #expect((row.costUSD ?? 0) > 0, "a streamed request must not be logged at $0")
+
+            let withUsage = try await gateway.post(json: ["model": .string(model), "stream": true, "stream_options": ["include_usage": true], "messages": Self.hello])
+            let payloads = GatewayHarness.payloads(withUsage.body)
+            let usageChunk = try JSON.parse(payloads[payloads.count - 2])
+            let usage = try #require(Usage(openAI: usageChunk["usage"]))
+            let price = try #require(ModelCatalog.model(named: model)?.price)
+            #expect(abs((usageChunk["cost_usd"]?.doubleValue ?? -1) - usage.cost(at: price)) < 1e-12)
+        }
+    }
+
+    @Test func cacheHitsCostNothingAndRecordWhatTheySaved() async throws {
+        try await GatewayHarness.with(configure: { $0.cache.backend = .memory }) { gateway in
+            let miss = try await gateway.post(json: ["model": "gpt-4o-mini", "messages": Self.hello])
+            let hit = try await gateway.post(json: ["model": "gpt-4o-mini", "messages": Self.hello])
+            #expect(hit.json?["cost_usd"]?.doubleValue == 0)
+            let rows = try await gateway.records.waitFor(2)
+            #expect(rows.count == 2)
+            #expect(rows[1].cacheHit)
+            #expect(rows[1].costUSD == 0)
+            #expect(abs((rows[1].savedCostUSD ?? 0) - (miss.json?["cost_usd"]?.doubleValue ?? -1)) < 1e-12)
+        }
+    }
+
+    @Test func everyOutcomeWritesOneRow() async throws {
+        try await GatewayHarness.with(configure: { $0.keys[1].rateLimit = RateLimit(requestsPerMinute: 1) }) { gateway in
+            _ = try await gateway.post(json: ["model": "gpt-4o-mini", "messages": Self.hello], key: "gw_nobody_0123456789abcdefghijklmnopqrstuv")
+            _ = try await gateway.post(json: ["model": "no-such-model", "messages": Self.hello])
+            _ = try await gateway.post(body: "{broken")
+            _ = try await gateway.post(json: ["model": "gpt-4o-mini", "messages": Self.hello], key: GatewayHarness.limitedKey)
+            _ = try await gateway.post(json: ["model": "gpt-4o-mini", "messages": Self.hello], key: GatewayHarness.limitedKey)
+            _ = try await gateway.post(json: ["model": "openai/status-500", "messages": Self.hello])
+            _ = try await gateway.post(json: ["model": "openai/stream-truncate", "stream": true, "messages": Self.hello])
+            _ = try await gateway.get("/healthz", key: nil)
+            let rows = try await gateway.records.waitFor(7)
+            #expect(rows.map(\.statusCode).sorted() == [200, 400, 401, 404, 429, 502, 502])
+            #expect(rows.first { $0.statusCode == 401 }?.keyName == nil)
+            #expect(rows.first { $0.statusCode == 404 }?.model == "no-such-model")
+            #expect(rows.first { $0.statusCode == 429 }?.errorMessage?.contains("Rate limit") == true)
+            let cut = try #require(rows.first { $0.stream })
+            #expect(cut.statusCode == 502)
+            #expect(cut.errorMessage?.isEmpty == false)
+            #expect(Set(rows.map(\.requestID)).count == rows.count)
+            #expect(rows.allSatisfy { $0.endpoint.hasPrefix("/v1/") })
+        }
+    }
+
+    @Test func aClientThatLeavesMidStreamIsRecorded() async throws {
+        try await GatewayHarness.with(configure: { config in
+            for index in config.providers.indices { config.providers[index].timeouts.idle = .seconds(20) }
+        }) { gateway in
+            var request = HTTPClientRequest(url: gateway.baseURL + "/v1/chat/completions")
+            request.method = .POST
+            request.headers.add(name: "authorization", value: "Bearer \(GatewayHarness.clientKey)")
+            request.body = .bytes(ByteBuffer(string: #"{"model":"openai/stall-stream","stream":true,"messages":[{"role":"user","content":"hi"}]}"#))
+            let reader = Task {
+                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+                for try await _ in response.body { return true }
+                return false
+            }
+            #expect(try await reader.value)
+            let row = try #require(try await gateway.records.waitFor(1, timeout: .seconds(5)).first)
+            #expect(row.statusCode == 499)
+            #expect(row.stream)
+        }
+    }
+}
