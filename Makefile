@@ -10,8 +10,9 @@ DESTDIR ?=
 CONFIG ?= gateway.yaml.example
 SWIFT ?= swift
 
-# hiredis (libhiredis-dev) formats and parses the Redis protocol; the Redis client's tests run a real redis-server.
-DEB_PACKAGES = libhiredis-dev redis-server
+# hiredis (libhiredis-dev) formats and parses the Redis protocol; the Redis client's tests run a real redis-server,
+# the PostgreSQL request log's tests a throwaway PostgreSQL cluster (postgresql).
+DEB_PACKAGES = libhiredis-dev redis-server postgresql
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test deps test-deps build release install clean

@@ -12,7 +12,7 @@ struct LLMGateway: AsyncParsableCommand {
         commandName: "llm-gateway",
         abstract: "A self-hosted OpenAI-compatible gateway to OpenAI, Anthropic and Gemini.",
         version: GatewayVersion.current,
-        subcommands: [Serve.self, Check.self, Keys.self],
+        subcommands: [Serve.self, Check.self, Keys.self, Migrate.self, Stats.self],
         defaultSubcommand: nil)
 }
 
@@ -54,7 +54,8 @@ struct Serve: AsyncParsableCommand {
         var logger = Logger(label: "llm-gateway")
         logger.logLevel = Logger.Level(rawValue: config.logging.level) ?? .info
         logger.notice("starting", metadata: ["version": "\(GatewayVersion.current)", "config": "\(path)"])
-        let gateway = try Gateway(config: config, logger: logger)
+        let log = try await openStoreOrExit(config).map { RequestLog(store: $0, config: config, logger: logger) }
+        let gateway = try Gateway(config: config, logger: logger, requestLog: log)
         try await gateway.run(configPath: path)
     }
 }
@@ -73,6 +74,77 @@ struct Check: AsyncParsableCommand {
             throw ExitCode(1)
         }
         print("\(path): configuration is valid (\(result.warnings.count) warning(s))")
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create or upgrade the request log's schema, then exit.")
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let config = try loadOrExit(ConfigFile.locate(explicit: options.config))
+        guard let store = try await openStoreOrExit(config) else {
+            print("request_log.backend is off: nothing to migrate")
+            return
+        }
+        do {
+            try await store.migrate()
+        } catch {
+            await store.close()
+            printError("error: migrating the request log failed: \(error)")
+            throw ExitCode(1)
+        }
+        await store.close()
+        print("request log (\(config.requestLog.backend.rawValue)): schema is up to date")
+    }
+}
+
+struct Stats: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print requests, errors, tokens, spend and latency from the request log.")
+    @OptionGroup var options: ConfigOption
+    @Option(help: "How far back to look: 30m, 24h, 7d, 1d12h.") var since = "7d"
+    @Option(help: "Group by model, key, provider, customer or feature.") var by = "model"
+    @Flag(help: "Print JSON instead of a table.") var json = false
+
+    func run() async throws {
+        guard let dimension = StatsDimension(rawValue: by) else {
+            printError("error: --by must be one of \(StatsDimension.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ExitCode(1)
+        }
+        let window: Duration
+        do {
+            window = try StatsReport.parseSince(since)
+        } catch {
+            printError("error: --since: \(error.message)")
+            throw ExitCode(1)
+        }
+        let config = try loadOrExit(ConfigFile.locate(explicit: options.config))
+        guard let store = try await openStoreOrExit(config) else {
+            printError("error: request_log.backend is off: there is no request log to read")
+            throw ExitCode(1)
+        }
+        let rows: [StatsRow]
+        do {
+            rows = try await store.stats(sinceMicros: StatsReport.sinceMicros(window), by: dimension)
+        } catch {
+            await store.close()
+            printError("error: reading the request log failed: \(error)")
+            throw ExitCode(1)
+        }
+        await store.close()
+        print(json ? StatsReport.json(rows) : StatsReport.table(rows), terminator: "")
+    }
+}
+
+/// The configured request-log store; prints the problem and exits 1 when it cannot be opened.
+func openStoreOrExit(_ config: GatewayConfig) async throws -> (any RequestLogStore)? {
+    var logger = Logger(label: "llm-gateway")
+    logger.logLevel = .warning
+    do {
+        return try await RequestLogStores.open(config: config, logger: logger)
+    } catch {
+        printError("error: cannot open the request log (\(config.requestLog.backend.rawValue)): \(error)")
+        throw ExitCode(1)
     }
 }
 

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Foundation
 import NIOCore
 import Testing
 @testable import GatewayCore
@@ -120,6 +121,44 @@ struct CostAndRecordTests {
             let row = try #require(try await gateway.records.waitFor(1, timeout: .seconds(5)).first)
             #expect(row.statusCode == 499)
             #expect(row.stream)
+        }
+    }
+}
+
+/// The real daemon with the embedded SQLite log: rows written by the background writer, flushed on SIGTERM.
+@Suite("Request log in the daemon")
+struct DaemonRequestLogTests {
+    @Test func sigtermFlushesTheQueueAndStatsReadsItBack() async throws {
+        let directory = NSTemporaryDirectory() + "daemon-log-\(RandomID.make(prefix: "", length: 8))"
+        try await GatewayHarness.with { fakes in
+            let upstream = fakes.openai.baseURL(port: fakes.fakePorts[.openai]!)
+            let daemon = try await DaemonProcess { port in
+                """
+                server: {listen: "127.0.0.1:\(port)"}
+                providers:
+                  openai: {type: openai, base_url: "\(upstream)", api_key: "\(fakes.openai.key)"}
+                keys:
+                  - {name: daemon-test, sha256: \(KeyHash.sha256Hex(GatewayHarness.clientKey))}
+                request_log: {backend: sqlite, path: "\(directory)/requests.db", flush_interval: 10m}
+                """
+            }
+            let client = GatewayHarness(
+                port: daemon.port, openai: fakes.openai, anthropic: fakes.anthropic, gemini: fakes.gemini, fakePorts: fakes.fakePorts,
+                config: fakes.config, records: fakes.records)
+            for index in 0..<5 {
+                let reply = try await client.post(json: ["model": "gpt-4o-mini", "messages": [["role": "user", "content": .string("row \(index)")]]])
+                #expect(reply.status == 200)
+            }
+            _ = try await client.post(json: ["model": "no-such-model", "messages": [["role": "user", "content": "x"]]])
+            #expect(await daemon.stop() == 0)
+
+            let stats = try await ProcessRunner.run(ProcessRunner.gatewayBinary, ["stats", "--config", daemon.configPath, "--json", "--by", "key"])
+            #expect(stats.status == 0, "\(stats.stderr)")
+            let rows = try #require(try JSON.parse(stats.stdout).arrayValue)
+            let row = try #require(rows.first { $0["group"] == "daemon-test" })
+            #expect(row["requests"]?.intValue == 6, "the flush interval is 10 minutes: only the SIGTERM flush can have written them")
+            #expect(row["errors"]?.intValue == 1)
+            #expect((row["spend_usd"]?.doubleValue ?? 0) > 0)
         }
     }
 }

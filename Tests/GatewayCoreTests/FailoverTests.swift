@@ -219,7 +219,7 @@ struct FailoverTests {
     @Test func circuitOpensSkipsTheProviderAndRecoversAfterAProbe() async throws {
         try await GatewayHarness.with(configure: { config in
             config.providers[0].circuitBreaker.consecutiveFailures = 2
-            config.providers[0].circuitBreaker.coolDown = .milliseconds(800)
+            config.providers[0].circuitBreaker.coolDown = .seconds(4)
             Self.chain(&config, upstream: "gpt-4o-mini", fallbacks: ["anthropic/claude-haiku-4-5"])
         }) { gateway in
             gateway.openai.failNext(2, status: 500)
@@ -233,7 +233,7 @@ struct FailoverTests {
             #expect(skipped.header("X-Attempts") == "1")
             #expect(gateway.openai.requests.count == 2, "an open circuit must not reach the provider")
 
-            try await Task.sleep(for: .milliseconds(900))
+            try await Task.sleep(for: .milliseconds(4200))
             let probe = try await gateway.post(json: ["model": "chain", "messages": Self.hello])
             #expect(probe.header("X-Provider") == "openai")
             #expect(gateway.openai.requests.count == 3)

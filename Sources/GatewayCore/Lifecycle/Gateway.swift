@@ -83,7 +83,10 @@ public final class Gateway: Sendable {
     ///   - onRunning: called with the bound port once the listener is up.
     public func run(configPath: String? = nil, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let app = makeApplication(onRunning: onRunning)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
+        // Stores first: graceful shutdown walks services in reverse, so the server drains before the log flushes.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let log = requestLog as? RequestLog { services.append(.init(service: log)) }
+        services.append(.init(service: app))
         if let configPath {
             services.append(.init(service: ReloadOnSignal(reloader: ConfigReloader(path: configPath, gateway: self))))
         }
@@ -94,11 +97,15 @@ public final class Gateway: Sendable {
         do {
             try await group.run()
         } catch {
-            await clients.shutdown()
-            await stores.shutdown()
+            await shutdownResources()
             throw error
         }
+        await shutdownResources()
+    }
+
+    private func shutdownResources() async {
         await clients.shutdown()
         await stores.shutdown()
+        await (requestLog as? RequestLog)?.closeStore()
     }
 }

@@ -37,6 +37,12 @@ enum ProcessRunner {
         process.terminationHandler = { _ in exit.finish() }
         try process.run()
         for await _ in exited {}
+        if process.isRunning {
+            // The waiting task was cancelled (e.g. a time limit): stop the program rather than read a status it lacks.
+            process.terminate()
+            process.waitUntilExit()
+            throw CancellationError()
+        }
         try out.close()
         try err.close()
         return Result(

@@ -1,0 +1,286 @@
+import Foundation
+import Logging
+import SQLiteNIO
+
+/// The request log in one SQLite file: the default backend, for a single gateway.
+///
+/// The file is opened in WAL mode with `synchronous=NORMAL` (a crash may lose the last transactions,
+/// never corrupt the file) and a busy timeout, so `llm-gateway stats` can read while the daemon writes.
+/// SQLiteNIO runs every call on its thread pool, never on an event loop.
+///
+/// `created_at` is stored as INTEGER microseconds since 1970 (UTC): exact, sortable and cheap to compare;
+/// `datetime(created_at / 1000000, 'unixepoch')` shows it in the `sqlite3` shell.
+///
+/// ```swift
+/// let store = try await SQLiteRequestLogStore(path: "/var/lib/llm-gateway/requests.db", logger: logger)
+/// try await store.migrate()
+/// ```
+public final class SQLiteRequestLogStore: RequestLogStore {
+    /// The file the rows are kept in.
+    public let path: String
+    private let connection: SQLiteConnection
+    private let logger: Logger
+    /// One writer at a time on the connection: a batch spans several statements inside one transaction.
+    private let gate = SerialGate()
+
+    /// Opens (creating when missing) the database file and its parent folder.
+    /// - Parameters:
+    ///   - path: The database file, e.g. `request_log.path`.
+    ///   - logger: Where open and migration messages go.
+    /// - Throws: `SQLiteError` when the file cannot be opened.
+    public init(path: String, logger: Logger) async throws {
+        self.path = path
+        self.logger = logger
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty, !FileManager.default.fileExists(atPath: parent) {
+            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        }
+        connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        do {
+            // Replaces SQLiteNIO's spin-forever busy handler with a bounded wait.
+            _ = try await connection.query("PRAGMA busy_timeout = 5000")
+            _ = try await connection.query("PRAGMA journal_mode = WAL")
+            _ = try await connection.query("PRAGMA synchronous = NORMAL")
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+
+    // MARK: - Schema
+
+    /// Each migration's statements, applied in order once and recorded in `schema_migrations`.
+    static let migrations: [(version: Int, statements: [String])] = [
+        (1, [
+            """
+            CREATE TABLE IF NOT EXISTS gateway_logs (
+                id INTEGER PRIMARY KEY,
+                created_at INTEGER NOT NULL,
+                request_id TEXT NOT NULL UNIQUE,
+                key_name TEXT,
+                endpoint TEXT NOT NULL,
+                model TEXT,
+                served_model TEXT,
+                provider TEXT,
+                original_provider TEXT,
+                status_code INTEGER NOT NULL,
+                error_message TEXT,
+                prompt_tokens INTEGER,
+                completion_tokens INTEGER,
+                total_tokens INTEGER,
+                cached_tokens INTEGER,
+                cost_usd REAL,
+                saved_cost_usd REAL,
+                latency_ms INTEGER NOT NULL,
+                ttfb_ms INTEGER,
+                cache_hit INTEGER NOT NULL DEFAULT 0,
+                failover_used INTEGER NOT NULL DEFAULT 0,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                stream INTEGER NOT NULL DEFAULT 0,
+                customer TEXT,
+                feature TEXT,
+                metadata TEXT NOT NULL DEFAULT '{}'
+            )
+            """,
+            "CREATE INDEX IF NOT EXISTS gateway_logs_created_at ON gateway_logs (created_at)",
+            "CREATE INDEX IF NOT EXISTS gateway_logs_model_created_at ON gateway_logs (model, created_at)",
+            "CREATE INDEX IF NOT EXISTS gateway_logs_key_created_at ON gateway_logs (key_name, created_at)",
+            "CREATE INDEX IF NOT EXISTS gateway_logs_customer_created_at ON gateway_logs (customer, created_at)",
+        ]),
+    ]
+
+    /// Creates or upgrades the schema; running it again changes nothing.
+    public func migrate() async throws {
+        try await gate.run {
+            _ = try await connection.query(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+            for migration in Self.migrations {
+                // IMMEDIATE takes the write lock first, so two processes migrating at once apply each step once.
+                try await transaction(immediate: true) {
+                    let applied = try await connection.query(
+                        "SELECT 1 FROM schema_migrations WHERE version = ?", [.integer(migration.version)])
+                    guard applied.isEmpty else { return }
+                    for statement in migration.statements { _ = try await connection.query(statement) }
+                    _ = try await connection.query(
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                        [.integer(migration.version)])
+                    logger.info("request log migrated", metadata: ["version": "\(migration.version)", "path": "\(path)"])
+                }
+            }
+        }
+    }
+
+    // MARK: - Writes
+
+    static let columns = [
+        "created_at", "request_id", "key_name", "endpoint", "model", "served_model", "provider", "original_provider",
+        "status_code", "error_message", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "cost_usd",
+        "saved_cost_usd", "latency_ms", "ttfb_ms", "cache_hit", "failover_used", "attempts", "stream", "customer", "feature",
+        "metadata",
+    ]
+    /// Rows per statement, under SQLite's limit of 32766 bound values.
+    static let rowsPerStatement = 32766 / columns.count
+
+    /// Writes `records` in one transaction; a `requestID` already stored is skipped.
+    public func insert(_ records: [RequestRecord]) async throws {
+        guard !records.isEmpty else { return }
+        try await gate.run {
+            try await transaction(immediate: true) {
+                var start = 0
+                while start < records.count {
+                    let chunk = records[start..<min(start + Self.rowsPerStatement, records.count)]
+                    let row = "(" + Array(repeating: "?", count: Self.columns.count).joined(separator: ",") + ")"
+                    let sql = "INSERT OR IGNORE INTO gateway_logs (\(Self.columns.joined(separator: ", "))) VALUES "
+                        + Array(repeating: row, count: chunk.count).joined(separator: ",")
+                    _ = try await connection.query(sql, chunk.flatMap(Self.binds))
+                    start += chunk.count
+                }
+            }
+        }
+    }
+
+    static func binds(_ record: RequestRecord) -> [SQLiteData] {
+        func text(_ value: String?) -> SQLiteData { value.map { .text($0) } ?? .null }
+        func integer(_ value: Int?) -> SQLiteData { value.map { .integer(SQLiteInt64($0)) } ?? .null }
+        func real(_ value: Double?) -> SQLiteData { value.map { .float($0) } ?? .null }
+        func flag(_ value: Bool) -> SQLiteData { .integer(value ? 1 : 0) }
+        return [
+            .integer(SQLiteInt64(record.createdAtMicros)), .text(record.requestID), text(record.keyName), .text(record.endpoint),
+            text(record.model), text(record.servedModel), text(record.provider), text(record.originalProvider),
+            integer(record.statusCode), text(record.errorMessage), integer(record.promptTokens), integer(record.completionTokens),
+            integer(record.totalTokens), integer(record.cachedTokens), real(record.costUSD), real(record.savedCostUSD),
+            integer(record.latencyMs), integer(record.ttfbMs), flag(record.cacheHit), flag(record.failoverUsed),
+            integer(record.attempts), flag(record.stream), text(record.customer), text(record.feature),
+            .text(RequestRecord.metadataJSON(record.metadata)),
+        ]
+    }
+
+    // MARK: - Reads
+
+    /// Aggregates the rows created at or after `sinceMicros`, grouped by `dimension`, biggest spend first.
+    ///
+    /// Percentiles are computed here from the group's latencies (SQLite has none), interpolated like
+    /// PostgreSQL's `percentile_cont`.
+    public func stats(sinceMicros: Int64, by dimension: StatsDimension) async throws -> [StatsRow] {
+        let column = dimension.column
+        let since: [SQLiteData] = [.integer(SQLiteInt64(sinceMicros))]
+        let sums = try await connection.query(
+            """
+            SELECT \(column) AS grp, COUNT(*) AS requests,
+                   SUM(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END) AS errors,
+                   SUM(cache_hit) AS cache_hits,
+                   COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,
+                   COALESCE(SUM(completion_tokens), 0) AS completion_tokens,
+                   COALESCE(SUM(cost_usd), 0.0) AS spend,
+                   COALESCE(SUM(saved_cost_usd), 0.0) AS saved
+            FROM gateway_logs WHERE created_at >= ? GROUP BY \(column)
+            """, since)
+        let latencies = LatencyCollector()
+        try await connection.query(
+            "SELECT \(column) AS grp, latency_ms FROM gateway_logs WHERE created_at >= ? ORDER BY \(column), latency_ms", since
+        ) { row in
+            latencies.add(group: row.column("grp")?.string, latency: row.column("latency_ms")?.double ?? 0)
+        }
+        let sorted = latencies.groups
+        return sums.map { row in
+            let key = row.column("grp")?.string
+            let values = sorted[key ?? LatencyCollector.noneKey] ?? []
+            return StatsRow(
+                group: key ?? StatsRow.noGroup,
+                requests: Int(row.column("requests")?.integer ?? 0),
+                errors: Int(row.column("errors")?.integer ?? 0),
+                cacheHits: Int(row.column("cache_hits")?.integer ?? 0),
+                promptTokens: Int(row.column("prompt_tokens")?.integer ?? 0),
+                completionTokens: Int(row.column("completion_tokens")?.integer ?? 0),
+                spendUSD: row.column("spend")?.double ?? 0,
+                savedUSD: row.column("saved")?.double ?? 0,
+                latencyP50Ms: Percentile.continuous(values, 0.50),
+                latencyP95Ms: Percentile.continuous(values, 0.95))
+        }.sorted(by: StatsRow.bySpend)
+    }
+
+    /// The first column of every row `sql` returns, as text (for tests and diagnostics).
+    func strings(_ sql: String) async throws -> [String] {
+        try await connection.query(sql).compactMap { $0.columns.first?.data.string }
+    }
+
+    /// Closes the file.
+    public func close() async {
+        do {
+            try await connection.close()
+        } catch {
+            logger.warning("closing the request log failed", metadata: ["path": "\(path)", "error": "\(error)"])
+        }
+    }
+
+    // MARK: - Transactions
+
+    private func transaction(immediate: Bool, _ body: () async throws -> Void) async throws {
+        _ = try await connection.query(immediate ? "BEGIN IMMEDIATE" : "BEGIN")
+        do {
+            try await body()
+            _ = try await connection.query("COMMIT")
+        } catch {
+            _ = try? await connection.query("ROLLBACK")
+            throw error
+        }
+    }
+}
+
+// MARK: - Helpers shared by the stores
+
+extension StatsDimension {
+    /// The `gateway_logs` column a dimension groups by (a fixed name, never user text).
+    var column: String {
+        switch self {
+        case .model: "model"
+        case .key: "key_name"
+        case .provider: "provider"
+        case .customer: "customer"
+        case .feature: "feature"
+        }
+    }
+}
+
+extension StatsRow {
+    /// The group shown for rows without a value.
+    static let noGroup = "(none)"
+
+    /// Biggest spend first, then most requests, then by name.
+    static func bySpend(_ a: StatsRow, _ b: StatsRow) -> Bool {
+        if a.spendUSD != b.spendUSD { return a.spendUSD > b.spendUSD }
+        if a.requests != b.requests { return a.requests > b.requests }
+        return a.group < b.group
+    }
+}
+
+extension RequestRecord {
+    /// `metadata` as the JSON object text stored in the `metadata` column.
+    static func metadataJSON(_ metadata: [String: String]) -> String {
+        JSON.object(metadata.mapValues { JSON.string($0) }).serialized(sortedKeys: true)
+    }
+}
+
+/// Percentiles of sorted samples.
+enum Percentile {
+    /// The `fraction` percentile of ascending `sorted`, interpolated between neighbours (`percentile_cont`).
+    static func continuous(_ sorted: [Double], _ fraction: Double) -> Double? {
+        guard !sorted.isEmpty else { return nil }
+        let position = fraction * Double(sorted.count - 1)
+        let lower = Int(position.rounded(.down))
+        let upper = min(lower + 1, sorted.count - 1)
+        let weight = position - Double(lower)
+        return sorted[lower] + (sorted[upper] - sorted[lower]) * weight
+    }
+}
+
+/// Latencies per group, filled from SQLiteNIO's row callback.
+private final class LatencyCollector: @unchecked Sendable {
+    static let noneKey = "\u{0}none"
+    // Only touched from the row callback, which SQLiteNIO calls serially on one thread, then read after the query.
+    private(set) var groups: [String: [Double]] = [:]
+
+    func add(group: String?, latency: Double) {
+        groups[group ?? Self.noneKey, default: []].append(latency)
+    }
+}
