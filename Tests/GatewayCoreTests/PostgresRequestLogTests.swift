@@ -264,3 +264,47 @@ struct PostgresRequestLogTests {
         }
     }
 }
+
+/// The writer over PostgreSQL through an outage: nothing lost, nothing written twice.
+@Suite("Request log through a PostgreSQL outage", .timeLimit(.minutes(2)))
+struct PostgresOutageTests {
+    @Test func postgresStoppedForTenSecondsUnderLoadLosesNoRows() async throws {
+        let server = try await PostgresServerProcess.start()
+        var logger = Logger(label: "outage-test")
+        logger.logLevel = .critical
+        let store = try PostgresRequestLogStore(url: server.url, poolSize: 2, logger: logger, operationTimeout: .seconds(2))
+        let spool = NSTemporaryDirectory() + "pg-outage-\(RandomID.make(prefix: "", length: 8)).spool"
+        let log = RequestLog(store: store, spoolPath: spool, batchSize: 20, flushInterval: .milliseconds(200), logger: logger)
+        let writer = Task { try await log.run() }
+
+        var written = 0
+        func burst(_ count: Int) {
+            for _ in 0..<count {
+                log.record(RequestRecord(requestID: "outage-\(written)", createdAtMicros: UnixTime.nowMicros(), keyName: "load", model: "m", statusCode: 200, costUSD: 0.000001, latencyMs: 5))
+                written += 1
+            }
+        }
+        for _ in 0..<10 { burst(10); try await Task.sleep(for: .milliseconds(100)) }
+        try await server.stop()
+        let outage = ContinuousClock.now
+        while ContinuousClock.now - outage < .seconds(10) { burst(10); try await Task.sleep(for: .milliseconds(100)) }
+        try await server.restart()
+        for _ in 0..<10 { burst(10); try await Task.sleep(for: .milliseconds(100)) }
+
+        var rows = ""
+        let deadline = ContinuousClock.now + .seconds(40)
+        repeat {
+            await log.flush()
+            rows = try await server.psql("SELECT COUNT(*) || ',' || COUNT(DISTINCT request_id) FROM gateway_logs WHERE key_name = 'load'")
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            if rows == "\(written),\(written)" { break }
+            try await Task.sleep(for: .milliseconds(500))
+        } while ContinuousClock.now < deadline
+        #expect(written > 200)
+        #expect(rows == "\(written),\(written)", "every row written once after the outage")
+        writer.cancel()
+        _ = try? await writer.value
+        await store.close()
+        await server.destroy()
+    }
+}
