@@ -5,6 +5,7 @@
 #   make release   optimised build
 #   make install   install binary, unit, man pages and example config (PREFIX, DESTDIR honoured)
 
+SHELL := /bin/bash
 PREFIX ?= /usr/local
 DESTDIR ?=
 CONFIG ?= gateway.yaml.example
@@ -33,9 +34,14 @@ run: deps
 test-deps:
 	@python3 -c 'import openai' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check openai
 
+# The suite's output is kept in .build/test.log; on failure, the failed expectations are repeated at the end.
+# Many tests run real servers and processes: four at a time keeps their timers honest on a 2-core machine
+# (unbounded, swift-testing starts all of them at once).
+TEST_PARALLELISM ?= 4
 test: deps test-deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	@set -o pipefail; SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=$(TEST_PARALLELISM) $(SWIFT) test --skip-build 2>&1 | tee .build/test.log || { \
+		echo; echo "=== failures ==="; grep -E '✘|recorded an issue|error:' .build/test.log | grep -v '^✘ Test run' | head -60; exit 1; }
 
 build:
 	$(SWIFT) build

@@ -2,7 +2,7 @@ import Testing
 @testable import GatewayCore
 
 /// The response cache and rate limits through the running gateway, embedded and on a real Redis.
-@Suite("Cache and rate limits")
+@Suite("Cache and rate limits", .timeLimit(.minutes(2)))
 struct CacheAndLimitsTests {
     static func ask(_ text: String, stream: Bool = false, model: String = "gpt-4o-mini") -> JSON {
         ["model": .string(model), "stream": .bool(stream), "temperature": 0, "messages": [["role": "user", "content": .string(text)]]]

@@ -3,7 +3,7 @@ import Testing
 @testable import GatewayCore
 
 /// The `llm-gateway` executable as an operator runs it.
-@Suite("Command line")
+@Suite("Command line", .timeLimit(.minutes(2)))
 struct CommandLineTests {
     func writeConfig(_ text: String) throws -> String {
         let path = NSTemporaryDirectory() + "gateway-\(UUID().uuidString).yaml"

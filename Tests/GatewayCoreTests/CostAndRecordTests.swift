@@ -5,7 +5,7 @@ import Testing
 @testable import GatewayCore
 
 /// Cost on every path, and one request-log row per request whatever its outcome.
-@Suite("Cost and request records")
+@Suite("Cost and request records", .timeLimit(.minutes(2)))
 struct CostAndRecordTests {
     static let hello: JSON = [["role": "user", "content": "hi"]]
 
@@ -68,6 +68,26 @@ struct CostAndRecordTests {
         }
     }
 
+    @Test func aStreamsCostFollowsAsATrailer() async throws {
+        try await GatewayHarness.with { gateway in
+            let body = #"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Hello"}]}"#
+            let reply = try await gateway.raw(
+                "POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer \(GatewayHarness.clientKey)\r\n"
+                    + "Content-Type: application/json\r\nTE: trailers\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            let head = reply.components(separatedBy: "\r\n\r\n")[0].lowercased()
+            #expect(head.hasPrefix("http/1.1 200"))
+            #expect(head.contains("transfer-encoding: chunked"))
+            #expect(head.contains("trailer: x-cost-usd"))
+            // The last chunk (size 0) is followed by the trailer section.
+            let trailerSection = try #require(reply.range(of: "\r\n0\r\n").map { String(reply[$0.upperBound...]) })
+            let trailer = try #require(trailerSection.split(separator: "\r\n").first { $0.lowercased().hasPrefix("x-cost-usd:") })
+            let cost = try #require(Double(trailer.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)))
+            let row = try #require(try await gateway.records.waitFor(1).first)
+            #expect(cost > 0)
+            #expect(abs(cost - (row.costUSD ?? -1)) < 1e-6, "the trailer and the request log agree")
+        }
+    }
+
     @Test func cacheHitsCostNothingAndRecordWhatTheySaved() async throws {
         try await GatewayHarness.with(configure: { $0.cache.backend = .memory }) { gateway in
             let miss = try await gateway.post(json: ["model": "gpt-4o-mini", "messages": Self.hello])
@@ -126,7 +146,7 @@ struct CostAndRecordTests {
 }
 
 /// The real daemon with the embedded SQLite log: rows written by the background writer, flushed on SIGTERM.
-@Suite("Request log in the daemon")
+@Suite("Request log in the daemon", .timeLimit(.minutes(2)))
 struct DaemonRequestLogTests {
     @Test func sigtermFlushesTheQueueAndStatsReadsItBack() async throws {
         let directory = NSTemporaryDirectory() + "daemon-log-\(RandomID.make(prefix: "", length: 8))"

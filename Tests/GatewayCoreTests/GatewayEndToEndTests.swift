@@ -4,7 +4,7 @@ import Testing
 @testable import GatewayCore
 
 /// The daemon end to end: real HTTP to the gateway, real HTTP from it to the fake providers.
-@Suite("Gateway end to end")
+@Suite("Gateway end to end", .timeLimit(.minutes(2)))
 struct GatewayEndToEndTests {
     static let providerModels: [(model: String, provider: String)] = [
         ("gpt-4o-mini", "openai"), ("claude-haiku-4-5", "anthropic"), ("gemini-2.5-flash", "gemini"),

@@ -5,7 +5,7 @@ import Testing
 @testable import GatewayCore
 
 /// Validate-then-swap reloads, in process and through SIGHUP to the real binary.
-@Suite("Reload")
+@Suite("Reload", .timeLimit(.minutes(2)))
 struct ReloadTests {
     static func config(keyName: String, key: String, listen: String = "127.0.0.1:0") -> String {
         """

@@ -6,7 +6,7 @@ import Testing
 @testable import GatewayCore
 
 /// The SQLite request-log store, the batching writer with its spool, and `llm-gateway stats`.
-@Suite("Request log")
+@Suite("Request log", .timeLimit(.minutes(2)))
 struct RequestLogTests {
     static let logger: Logger = {
         var logger = Logger(label: "request-log-test")

@@ -2,7 +2,7 @@ import Testing
 @testable import GatewayCore
 
 /// The official `openai` Python SDK against the running gateway, for all three providers.
-@Suite("OpenAI Python SDK")
+@Suite("OpenAI Python SDK", .timeLimit(.minutes(2)))
 struct SDKCompatibilityTests {
     @Test func officialPythonSDKWorksUnchanged() async throws {
         let script = ProcessRunner.packageRoot.appendingPathComponent("Tests/sdk/openai_sdk_check.py").path

@@ -167,6 +167,7 @@ public struct ChatCompletionsRoute: Sendable {
         }
         let relay = configured
         let delivery = OneShot<Response>()
+        let finalCost = NIOLockedValueBox<Double?>(nil)
         let router = self.router
         let cache = policy.store ? stores.cache : nil
         let logger = context.logger
@@ -195,7 +196,8 @@ public struct ChatCompletionsRoute: Sendable {
                             headers[.cacheControl] = "no-cache"
                             let elapsed = ContinuousClock.now - startedAt
                             headers[.latency] = String(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
-                            delivery.deliver(.success(Response(status: .ok, headers: headers, body: Self.body(outputs))))
+                            headers[.trailer] = "X-Cost-USD"
+                            delivery.deliver(.success(Response(status: .ok, headers: headers, body: Self.body(outputs, cost: finalCost))))
                         }
                     }
                 }
@@ -209,20 +211,22 @@ public struct ChatCompletionsRoute: Sendable {
                     return
                 }
                 let cost = usage.flatMap { usage in served.model.price.map { usage.cost(at: $0) } }
-                outcome?.update { fields in
-                    fields.usage = usage
-                    fields.costUSD = cost
-                }
-                outcome?.finish(status: 200, into: sink)
-                await settle(usage)
+                finalCost.withLockedValue { $0 = cost }
+                // The answer is cached and the limits settled before the stream ends, so the client's next request sees both.
                 if let cache, let assembler, var completion = assembler.withLockedValue({ $0.completion() }) {
                     if let usage { completion["usage"] = usage.json }
-                    let cost = usage.flatMap { usage in served.model.price.map { usage.cost(at: $0) } }
                     await cache.set(
                         cacheKey,
                         CachedAnswer(completion: completion, providerType: served.model.provider.type.rawValue, upstreamModel: served.model.upstream, costUSD: cost),
                         ttl: policy.ttl)
                 }
+                await settle(usage)
+                output.finish()
+                outcome?.update { fields in
+                    fields.usage = usage
+                    fields.costUSD = cost
+                }
+                outcome?.finish(status: 200, into: sink)
             } catch {
                 delivery.deliver(.failure(error))
                 if outcome?.isDeferred == true {
@@ -239,10 +243,13 @@ public struct ChatCompletionsRoute: Sendable {
         }
     }
 
-    private static func body(_ outputs: AsyncStream<ByteBuffer>) -> ResponseBody {
+    /// The stream's body; once it is complete, the cost follows as the `X-Cost-USD` trailer (when the model is priced).
+    private static func body(_ outputs: AsyncStream<ByteBuffer>, cost: NIOLockedValueBox<Double?>) -> ResponseBody {
         ResponseBody { writer in
             for await buffer in outputs { try await writer.write(buffer) }
-            try await writer.finish(nil)
+            var trailers: HTTPFields = [:]
+            if let cost = cost.withLockedValue({ $0 }) { trailers[.cost] = CostFormat.usd(cost) }
+            try await writer.finish(trailers.isEmpty ? nil : trailers)
         }
     }
 

@@ -8,6 +8,7 @@ extension HTTPField.Name {
     static let servedModel = HTTPField.Name("X-Model")!
     static let latency = HTTPField.Name("X-Latency-Ms")!
     static let cost = HTTPField.Name("X-Cost-USD")!
+    static let trailer = HTTPField.Name("Trailer")!
 }
 
 /// Gives every request an id (the client's `X-Request-Id` when it is sane), the current configuration

@@ -9,7 +9,7 @@ import NIOCore
 ///
 /// It applies the provider's rules (`Fake…Rules`): it refuses what the real API refuses and answers the rest.
 /// Model names steer it: `status-NNN` answers that status, `stream-truncate` cuts a stream short,
-/// `slow-head` waits 3 s before answering, `slow-ok` 400 ms, `stall-stream` stops sending after two events, `stream-empty` answers
+/// `slow-head` waits 5 s before answering (well past every first-byte timeout the tests set, even on a loaded machine), `slow-ok` 400 ms, `stall-stream` stops sending after two events, `stream-empty` answers
 /// 200 and ends the stream at once. `failNext` scripts failures for the next requests.
 final class FakeUpstream: Sendable {
     enum Kind: String, Sendable { case openai, anthropic, gemini }
@@ -95,7 +95,7 @@ final class FakeUpstream: Sendable {
         if kind == .openai, model.hasPrefix("status-"), let status = Int(model.dropFirst(7)) {
             return Self.json(FakeOpenAIRules.error(status, "Fake failure \(status)", type: "server_error").body, status: status)
         }
-        if model == "slow-head" { try await Task.sleep(for: .seconds(3)) }
+        if model == "slow-head" { try await Task.sleep(for: .seconds(5)) }
         if model == "slow-ok" { try await Task.sleep(for: .milliseconds(400)) }
         if model == "stream-empty" {
             return Response(status: .ok, headers: [.contentType: "text/event-stream"], body: ResponseBody { writer in try await writer.finish(nil) })

@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 @testable import GatewayCore
 
@@ -149,6 +150,21 @@ struct GatewayHarness: Sendable {
         for header in response.headers { headers[header.name.lowercased()] = header.value }
         let body = try await response.body.collect(upTo: 16 * 1024 * 1024)
         return Reply(status: Int(response.status.code), headers: headers, body: String(buffer: body))
+    }
+
+    /// Sends `request` byte for byte over a fresh connection and returns everything the gateway sent back until
+    /// it closed: status line, headers, chunk framing and trailers included.
+    func raw(_ request: String) async throws -> String {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: request))
+            var received = ByteBuffer()
+            for try await var chunk in inbound { received.writeBuffer(&chunk) }
+            return String(buffer: received)
+        }
     }
 
     /// The `data:` payloads of an SSE body.
