@@ -1,6 +1,6 @@
 # llm-gateway: build, run, test, install.
 #   make run       build (debug) and run the daemon on gateway.yaml.example
-#   make test      install what the tests need, build, run the whole suite
+#   make test      install what the tests need, build, run the whole suite, lint the man pages and the unit
 #   make deps      install the Debian packages the build and the tests need (only those missing)
 #   make release   optimised build
 #   make install   install binary, unit, man pages and example config (PREFIX, DESTDIR honoured)
@@ -13,10 +13,11 @@ SWIFT ?= swift
 
 # hiredis (libhiredis-dev) formats and parses the Redis protocol; the Redis client's tests run a real redis-server,
 # the PostgreSQL request log's tests a throwaway PostgreSQL cluster (postgresql).
-DEB_PACKAGES = libhiredis-dev redis-server postgresql
+# mandoc lints the man pages, systemd-analyze (systemd) verifies the unit.
+DEB_PACKAGES = libhiredis-dev redis-server postgresql mandoc systemd
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test deps test-deps build release install clean
+.PHONY: run test deps test-deps lint build release install clean
 
 deps:
 	@missing=$$(for package in $(DEB_PACKAGES); do \
@@ -42,6 +43,17 @@ test: deps test-deps
 	$(SWIFT) build --build-tests
 	@set -o pipefail; SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=$(TEST_PARALLELISM) $(SWIFT) test --skip-build 2>&1 | tee .build/test.log || { \
 		echo; echo "=== failures ==="; grep -E '✘|recorded an issue|error:' .build/test.log | grep -v '^✘ Test run' | head -60; exit 1; }
+	@$(MAKE) --no-print-directory lint
+
+# The man pages must be clean under mandoc's lint, and the unit must pass systemd-analyze verify (run on a copy
+# that points at the binary just built, with the man pages it names findable).
+lint:
+	mandoc -T lint man/llm-gateway.8 man/gateway.yaml.5
+	@tmp=$$(mktemp -d); mkdir -p $$tmp/man/man5 $$tmp/man/man8; \
+	cp man/gateway.yaml.5 $$tmp/man/man5/; cp man/llm-gateway.8 $$tmp/man/man8/; \
+	sed 's#/usr/local/bin/llm-gateway#$(CURDIR)/.build/debug/llm-gateway#g' systemd/llm-gateway.service > $$tmp/llm-gateway.service; \
+	MANPATH=$$tmp/man systemd-analyze verify $$tmp/llm-gateway.service && echo "systemd-analyze verify: systemd/llm-gateway.service is valid"; \
+	status=$$?; rm -rf $$tmp; exit $$status
 
 build:
 	$(SWIFT) build

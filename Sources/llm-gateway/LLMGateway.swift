@@ -1,6 +1,8 @@
 import ArgumentParser
 import GatewayCore
 import Logging
+import Metrics
+import Prometheus
 
 #if canImport(Glibc)
 import Glibc
@@ -12,7 +14,7 @@ struct LLMGateway: AsyncParsableCommand {
         commandName: "llm-gateway",
         abstract: "A self-hosted OpenAI-compatible gateway to OpenAI, Anthropic and Gemini.",
         version: GatewayVersion.current,
-        subcommands: [Serve.self, Check.self, Keys.self, Migrate.self, Stats.self],
+        subcommands: [Serve.self, Check.self, Ctl.self, Keys.self, Migrate.self, Stats.self],
         defaultSubcommand: nil)
 }
 
@@ -22,8 +24,8 @@ struct ConfigOption: ParsableArguments {
 }
 
 /// Prints the problems and exits 1 when the file has errors.
-func loadOrExit(_ path: String) throws -> GatewayConfig {
-    let result = ConfigLoader.load(path: path, environment: ConfigFile.processEnvironment())
+func loadOrExit(_ path: String, _ loaded: ConfigLoadResult? = nil) throws -> GatewayConfig {
+    let result = loaded ?? ConfigLoader.load(path: path, environment: ConfigFile.processEnvironment())
     for problem in result.problems { printError(problem.description) }
     guard let config = result.config, result.errors.isEmpty else {
         printError("\(path): \(result.errors.count) error(s); configuration not loaded")
@@ -50,13 +52,23 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let path = ConfigFile.locate(explicit: options.config)
-        let config = try loadOrExit(path)
-        var logger = Logger(label: "llm-gateway")
-        logger.logLevel = Logger.Level(rawValue: config.logging.level) ?? .info
+        let loaded = ConfigLoader.load(path: path, environment: ConfigFile.processEnvironment())
+        let config = try loadOrExit(path, loaded)
+        let level = LogLevelControl(Logger.Level(rawValue: config.logging.level) ?? .info)
+        let logger = Logger(label: "llm-gateway") { level.handler(label: $0) }
         logger.notice("starting", metadata: ["version": "\(GatewayVersion.current)", "config": "\(path)"])
         let log = try await openStoreOrExit(config).map { RequestLog(store: $0, config: config, logger: logger) }
-        let gateway = try Gateway(config: config, logger: logger, requestLog: log)
-        try await gateway.run(configPath: path)
+        let gateway = try Gateway(
+            config: config, logger: logger, requestLog: log, sourceSHA256: loaded.sourceSHA256,
+            notifier: SystemdNotifier(environment: ConfigFile.processEnvironment()), logLevel: level)
+        // Metrics from libraries (swift-metrics) land in the same registry as the gateway's own.
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: gateway.metrics.registry))
+        do {
+            try await gateway.run(configPath: path)
+        } catch let problem as AdminServer.SocketProblem {
+            printError("error: \(problem.description)")
+            throw ExitCode(1)
+        }
     }
 }
 
@@ -74,6 +86,85 @@ struct Check: AsyncParsableCommand {
             throw ExitCode(1)
         }
         print("\(path): configuration is valid (\(result.warnings.count) warning(s))")
+    }
+}
+
+struct Ctl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ask the running daemon through its admin socket.",
+        discussion: """
+            status     version, uptime, configuration generation, last reload, listeners
+            config     the configuration in force, secrets redacted (JSON)
+            providers  circuit state, in flight, requests, errors, latency per provider
+            keys       limits and usage per key
+            cache      cache backend and statistics
+            flush      empty the response cache
+            reload     re-read the configuration file (as SIGHUP does); exits 1 when it is refused
+            metrics    Prometheus metrics (text)
+            """)
+
+    enum Action: String, ExpressibleByArgument, CaseIterable {
+        case status, config, providers, keys, cache, flush, reload, metrics
+    }
+
+    @Argument(help: "status | config | providers | keys | cache | flush | reload | metrics") var action: Action
+    @Option(help: "The admin socket (default: admin.socket of --config's file, else /run/llm-gateway/admin.sock).") var socket: String?
+    @Option(help: "Configuration file to read admin.socket from.") var config: String?
+    @Flag(help: "Print the daemon's JSON answer instead of a table.") var json = false
+
+    func run() async throws {
+        let client = AdminClient(socketPath: socketPath())
+        let (method, path): (AdminClient.Method, String) = switch action {
+        case .status: (.get, "/status")
+        case .config: (.get, "/config")
+        case .providers: (.get, "/providers")
+        case .keys: (.get, "/keys")
+        case .cache: (.get, "/cache")
+        case .flush: (.post, "/cache/flush")
+        case .reload: (.post, "/reload")
+        case .metrics: (.get, "/metrics")
+        }
+        let answer: (status: Int, body: String)
+        do {
+            answer = try await client.call(method, path)
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(2)
+        }
+        if action == .metrics {
+            print(answer.body, terminator: "")
+            return
+        }
+        guard let body = try? JSON.parse(answer.body) else {
+            printError("error: the daemon answered \(answer.status) with something that is not JSON")
+            throw ExitCode(2)
+        }
+        if json || action == .config {
+            print(body.serialized(sortedKeys: true))
+        } else {
+            switch action {
+            case .status: print(AdminReport.status(body), terminator: "")
+            case .providers: print(AdminReport.providers(body), terminator: "")
+            case .keys: print(AdminReport.keys(body), terminator: "")
+            case .cache, .flush: print(AdminReport.cache(body), terminator: "")
+            case .reload: print(AdminReport.reload(body), terminator: "")
+            case .config, .metrics: break
+            }
+        }
+        if answer.status >= 400 {
+            if let message = body["error"]?["message"]?.stringValue { printError("error: \(message)") }
+            throw ExitCode(1)
+        }
+    }
+
+    /// `--socket`, else `admin.socket` from the configuration file, else the default.
+    func socketPath() -> String {
+        if let socket { return socket }
+        let path = ConfigFile.locate(explicit: config)
+        if let loaded = ConfigLoader.load(path: path, environment: ConfigFile.processEnvironment()).config {
+            return loaded.admin.socket
+        }
+        return AdminSettings().socket
     }
 }
 

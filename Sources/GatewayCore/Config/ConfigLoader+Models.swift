@@ -189,7 +189,7 @@ extension ConfigLoader {
 // MARK: - keys:
 
 extension ConfigLoader {
-    static let keyKeys = ["name", "sha256", "models", "rate_limit", "cache"]
+    static let keyKeys = ["name", "sha256", "prefix", "models", "rate_limit", "cache"]
 
     static func readKeys(_ top: Section, _ reader: ConfigReader) -> [KeyConfig] {
         let keysNode = top.entries["keys"]?.value
@@ -236,6 +236,17 @@ extension ConfigLoader {
                 reader.error("missing sha256", at: item, path: path)
             }
 
+            var prefix: String?
+            if let node = section["prefix"], let value = reader.string(node, path: section.path("prefix"), allowEmpty: false) {
+                if !value.hasPrefix(GatewayKeys.prefix) || value.count > GatewayKeys.prefix.count + 8 {
+                    reader.error(
+                        "prefix must be the key's first characters: \"\(GatewayKeys.prefix)\" and at most 8 more (e.g. gw_AbC1), got \(value.count) characters",
+                        at: node, path: section.path("prefix"))
+                } else {
+                    prefix = value
+                }
+            }
+
             var models = ["*"]
             if let node = section["models"] {
                 if case .scalar = node, let single = reader.string(node, path: section.path("models"), allowEmpty: false) {
@@ -252,6 +263,7 @@ extension ConfigLoader {
             guard let name, let sha256 else { continue }
             var key = KeyConfig(name: name, sha256: sha256, models: models)
             key.rateLimit = rateLimit
+            key.prefix = prefix
             if let cache { key.cache = cache }
             keys.append(key)
         }

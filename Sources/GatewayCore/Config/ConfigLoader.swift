@@ -7,6 +7,8 @@ public struct ConfigLoadResult: Sendable {
     public var config: GatewayConfig?
     /// Every error and warning, in file order.
     public var problems: [ConfigProblem]
+    /// SHA-256 (hex) of the file's bytes, when it was read from a file: a reload of an unchanged file is a no-op.
+    public var sourceSHA256: String?
 
     /// Creates a result.
     public init(config: GatewayConfig?, problems: [ConfigProblem]) {
@@ -45,7 +47,9 @@ public enum ConfigLoader {
         guard let yaml = String(data: data, encoding: .utf8) else {
             return unreadable(path, "cannot read the file: it is not UTF-8 text")
         }
-        return parse(yaml: yaml, file: path, environment: environment)
+        var result = parse(yaml: yaml, file: path, environment: environment)
+        result.sourceSHA256 = KeyHash.sha256Hex(bytes: [UInt8](data))
+        return result
     }
 
     /// Validates configuration text.

@@ -14,8 +14,11 @@ public final class ConfigSnapshot: Sendable {
     public let keysByHash: [String: KeyConfig]
     /// Counts the snapshots built by this process, starting at 1.
     public let generation: Int
+    /// SHA-256 (hex) of the file the configuration was read from; nil when it was built in code.
+    public let sourceSHA256: String?
 
-    public init(config: GatewayConfig, generation: Int = 1) {
+    public init(config: GatewayConfig, generation: Int = 1, sourceSHA256: String? = nil) {
+        self.sourceSHA256 = sourceSHA256
         self.config = config
         self.models = ModelTable(config: config)
         var keys: [String: KeyConfig] = [:]
@@ -53,14 +56,19 @@ public final class ConfigStore: Sendable {
 public enum KeyHash {
     /// Lower-case hex SHA-256 of the UTF-8 bytes of `secret`.
     public static func sha256Hex(_ secret: String) -> String {
-        let digest = SHA256.hash(data: Array(secret.utf8))
+        sha256Hex(bytes: Array(secret.utf8))
+    }
+
+    /// Lower-case hex SHA-256 of `bytes`.
+    public static func sha256Hex(bytes: [UInt8]) -> String {
+        let digest = SHA256.hash(data: bytes)
         let hex = Array("0123456789abcdef".utf8)
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(64)
+        var text: [UInt8] = []
+        text.reserveCapacity(64)
         for byte in digest {
-            bytes.append(hex[Int(byte >> 4)])
-            bytes.append(hex[Int(byte & 0x0F)])
+            text.append(hex[Int(byte >> 4)])
+            text.append(hex[Int(byte & 0x0F)])
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return String(decoding: text, as: UTF8.self)
     }
 }

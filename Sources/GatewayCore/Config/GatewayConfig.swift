@@ -192,6 +192,8 @@ public struct KeyConfig: Sendable, Equatable {
     public var name: String
     /// Lower-case hex SHA-256 of the key.
     public var sha256: String
+    /// The key's first characters (`gw_` and up to 8 more), shown by the admin socket to tell keys apart.
+    public var prefix: String?
     /// Allowed model names, as globs (`*`, `?`).
     public var models: [String] = ["*"]
     public var rateLimit: RateLimit?

@@ -17,6 +17,7 @@ public enum GatewayKeys {
         keys:
           - name: \(name)
             sha256: \(KeyHash.sha256Hex(key))
+            prefix: \(String(key.prefix(prefix.count + 4)))
             models: ["*"]
         """
     }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Hummingbird
 import Logging
 import NIOCore
@@ -23,19 +26,44 @@ public final class Gateway: Sendable {
     public let stores: Stores
     /// Where request-log rows go; nil when the log is off.
     public let requestLog: (any RequestRecordSink)?
-    /// Readiness for `/readyz`.
-    public let readiness = Readiness()
+    /// Prometheus metrics.
+    public let metrics = GatewayMetrics()
+    /// What each key used since start.
+    public let keyUsage = KeyUsage()
+    /// Every request's record goes to the metrics, the key usage and the request log.
+    let records: any RequestRecordSink
+    /// Readiness for `/readyz` and systemd's `READY=1`.
+    public let readiness: Readiness
+    /// Tells systemd about start-up, reloads and shutdown; a no-op outside systemd.
+    public let notifier: SystemdNotifier
+    /// The log level `logging.level` sets, when the logger was made with it.
+    public let logLevel: LogLevelControl?
     /// The daemon's logger.
     public let logger: Logger
+    /// When the gateway was made.
+    public let startedAt = ContinuousClock.now
+    /// The same, in microseconds since 1970.
+    public let startedAtMicros = UnixTime.nowMicros()
 
     /// - Throws: `RedisError` when the Redis settings cannot be used.
-    /// - Parameter requestLog: receives one row per request (see `RequestLog`); nil logs nothing.
-    public init(config: GatewayConfig, logger: Logger, requestLog: (any RequestRecordSink)? = nil) throws {
+    /// - Parameters:
+    ///   - requestLog: receives one row per request (see `RequestLog`); nil logs nothing.
+    ///   - sourceSHA256: the SHA-256 of the configuration file `config` was read from (a reload of the same bytes is a no-op).
+    ///   - notifier: systemd notifications; the default sends none.
+    ///   - logLevel: the control behind `logger`'s level, so reloads can change it.
+    public init(
+        config: GatewayConfig, logger: Logger, requestLog: (any RequestRecordSink)? = nil, sourceSHA256: String? = nil,
+        notifier: SystemdNotifier = SystemdNotifier(environment: [:]), logLevel: LogLevelControl? = nil
+    ) throws {
         self.requestLog = requestLog
-        self.store = ConfigStore(ConfigSnapshot(config: config))
+        self.store = ConfigStore(ConfigSnapshot(config: config, sourceSHA256: sourceSHA256))
         self.clients = UpstreamClients()
         self.stores = try Stores(config: config, logger: logger)
         self.logger = logger
+        self.notifier = notifier
+        self.logLevel = logLevel
+        self.readiness = Readiness(listeners: ["api"]) { notifier.ready() }
+        self.records = RecordFanout(sinks: [metrics, keyUsage] + (requestLog.map { [$0] } ?? []))
         clients.prepare(for: config)
     }
 
@@ -43,13 +71,15 @@ public final class Gateway: Sendable {
     public func makeRouter() -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: RequestIDMiddleware(store: store))
-        router.add(middleware: RequestLogMiddleware(sink: requestLog))
+        router.add(middleware: RequestLogMiddleware(sink: records))
         router.add(middleware: ErrorEnvelopeMiddleware())
         let health = HealthRoutes(readiness: readiness)
         router.get("healthz", use: health.healthz)
         router.get("readyz", use: health.readyz)
+        router.get("metrics") { [self] _, _ in Response.metrics(metrics.exposition(for: self)) }
         let chat = ChatCompletionsRoute(
-            router: ChatRouter(proxy: ChatProxy(clients: clients), breakers: breakers, load: load), stores: stores, sink: requestLog)
+            router: ChatRouter(proxy: ChatProxy(clients: clients), breakers: breakers, load: load), stores: stores, sink: records,
+            metrics: metrics)
         let models = ModelsRoute()
         let api = router.group("v1").add(middleware: AuthMiddleware())
         api.post("chat/completions", use: chat.handle)
@@ -70,7 +100,7 @@ public final class Gateway: Sendable {
             configuration: .init(address: .hostname(server.host, port: server.port), serverName: "llm-gateway"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? server.port
-                readiness.markReady()
+                readiness.bound("api", address: "\(server.host):\(port)")
                 logger.notice("listening", metadata: ["address": "\(server.host):\(port)"])
                 await onRunning(port)
             },
@@ -81,15 +111,23 @@ public final class Gateway: Sendable {
     /// - Parameters:
     ///   - configPath: the file SIGHUP reloads; nil ignores SIGHUP.
     ///   - onRunning: called with the bound port once the listener is up.
+    /// - Throws: `AdminServer.SocketProblem` when the admin socket cannot be used.
     public func run(configPath: String? = nil, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let app = makeApplication(onRunning: onRunning)
+        let reloader = configPath.map { ConfigReloader(path: $0, gateway: self) }
+        let adminSocket = store.snapshot.config.admin.socket
+        try AdminServer.prepare(path: adminSocket)
+        readiness.expect(["api", "admin"])
         // Stores first: graceful shutdown walks services in reverse, so the server drains before the log flushes.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let log = requestLog as? RequestLog { services.append(.init(service: log)) }
         services.append(.init(service: app))
-        if let configPath {
-            services.append(.init(service: ReloadOnSignal(reloader: ConfigReloader(path: configPath, gateway: self))))
+        services.append(.init(service: AdminServer.application(gateway: self, reloader: reloader)))
+        if let reloader {
+            services.append(.init(service: ReloadOnSignal(reloader: reloader)))
         }
+        // Last, so graceful shutdown reaches it first and systemd hears STOPPING=1 at once.
+        services.append(.init(service: SystemdLifecycleService(notifier: notifier)))
         var configuration = ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         configuration.maximumGracefulShutdownDuration = store.snapshot.config.server.drainTimeout
@@ -98,9 +136,11 @@ public final class Gateway: Sendable {
             try await group.run()
         } catch {
             await shutdownResources()
+            unlink(adminSocket)
             throw error
         }
         await shutdownResources()
+        unlink(adminSocket)
     }
 
     private func shutdownResources() async {

@@ -57,6 +57,13 @@ public final class MemoryRateLimiter: RateLimiterBackend {
         correct(key: key, limit: limit, estimatedTokens: estimatedTokens, actualTokens: actualTokens)
     }
 
+    /// What `key`'s buckets hold now, taking nothing; nil for a bucket the limit does not set.
+    public func remaining(key: String, limit: RateLimit) -> (requests: Int?, tokens: Int?) {
+        let instant = now()
+        let buckets = state.withLockedValue { state in Self.buckets(state.buckets[key], for: limit, now: instant) }
+        return (buckets.requests.map { Int($0.available(at: instant)) }, buckets.tokens.map { Int($0.available(at: instant)) })
+    }
+
     // MARK: - Synchronous core
 
     /// Takes one request and `estimatedTokens` tokens from `key`'s buckets, or refuses without taking anything.

@@ -109,19 +109,22 @@ public struct ChatRouter: Sendable {
                 }
                 report.attempts += 1
                 load.start(provider.name)
+                let attemptStarted = ContinuousClock.now
                 do {
                     let opened = try await proxy.open(request, model: target.model, deadline: deadline, logger: logger)
                     let answer = try await accept(opened, AttemptContext(attempt: report.attempts, original: targets[0].model))
-                    load.finish(provider.name)
+                    load.finish(provider.name, failed: false, elapsed: ContinuousClock.now - attemptStarted)
                     breakers.record(provider.name, success: true, settings: provider.circuitBreaker)
                     return ServedAnswer(answer: answer, model: target.model, original: targets[0].model, attempts: report.attempts)
                 } catch {
-                    load.finish(provider.name)
+                    let elapsed = ContinuousClock.now - attemptStarted
                     if Task.isCancelled || error is CancellationError {
+                        load.finish(provider.name, failed: nil, elapsed: elapsed)
                         breakers.abandon(provider.name)
                         throw CancellationError()
                     }
                     let failure = error as? AttemptFailure ?? AttemptFailure(.badGateway("\(error)"), triggersFailover: true)
+                    load.finish(provider.name, failed: failure.triggersFailover, elapsed: elapsed)
                     if !failure.triggersFailover {
                         breakers.record(provider.name, success: true, settings: provider.circuitBreaker)
                         if failure.error.status == 499 { throw CancellationError() }

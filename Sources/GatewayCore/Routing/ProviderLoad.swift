@@ -1,24 +1,83 @@
 import NIOConcurrencyHelpers
 
-/// Requests in flight per provider, kept across reloads, for load spreading and introspection.
+/// Requests in flight per provider, and what became of the finished ones, kept across reloads, for load spreading
+/// and introspection (`GET /providers` on the admin socket).
 public final class ProviderLoad: Sendable {
-    private let inFlight = NIOLockedValueBox<[String: Int]>([:])
+    /// One provider's figures since the daemon started.
+    public struct Statistics: Sendable, Equatable {
+        /// Requests now in flight.
+        public var inFlight = 0
+        /// Attempts finished.
+        public var requests = 0
+        /// Attempts that failed (the ones that trigger failover).
+        public var errors = 0
+        /// Median attempt latency over the last `ProviderLoad.latencyWindow` attempts, in milliseconds.
+        public var p50Ms: Int?
+        /// 99th percentile of the same.
+        public var p99Ms: Int?
+    }
+
+    /// How many recent latencies the percentiles are computed over.
+    public static let latencyWindow = 1024
+
+    private struct Entry {
+        var inFlight = 0
+        var requests = 0
+        var errors = 0
+        var latenciesMs: [Int] = []
+        var next = 0
+
+        mutating func add(latencyMs: Int) {
+            if latenciesMs.count < ProviderLoad.latencyWindow {
+                latenciesMs.append(latencyMs)
+            } else {
+                latenciesMs[next] = latencyMs
+                next = (next + 1) % ProviderLoad.latencyWindow
+            }
+        }
+    }
+
+    private let entries = NIOLockedValueBox<[String: Entry]>([:])
 
     public init() {}
 
     /// Requests now in flight to `provider`.
     public func current(_ provider: String) -> Int {
-        inFlight.withLockedValue { $0[provider] ?? 0 }
+        entries.withLockedValue { $0[provider]?.inFlight ?? 0 }
     }
 
     /// Marks the start of a request to `provider`; pair with `finish`.
     public func start(_ provider: String) {
-        inFlight.withLockedValue { $0[provider, default: 0] += 1 }
+        entries.withLockedValue { $0[provider, default: Entry()].inFlight += 1 }
     }
 
     /// Marks the end of a request started with `start`.
-    public func finish(_ provider: String) {
-        inFlight.withLockedValue { $0[provider, default: 1] -= 1 }
+    /// - Parameters:
+    ///   - failed: the attempt failed in a way that triggers failover; nil when it was abandoned (client gone).
+    ///   - elapsed: how long the attempt took, the relayed stream included.
+    public func finish(_ provider: String, failed: Bool?, elapsed: Duration) {
+        entries.withLockedValue { entries in
+            entries[provider, default: Entry()].inFlight -= 1
+            guard let failed else { return }
+            entries[provider]!.requests += 1
+            if failed { entries[provider]!.errors += 1 }
+            let ms = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+            entries[provider]!.add(latencyMs: ms)
+        }
+    }
+
+    /// Every provider's figures; providers never used are absent.
+    public func statistics() -> [String: Statistics] {
+        let copy = entries.withLockedValue { $0 }
+        return copy.mapValues { entry in
+            let sorted = entry.latenciesMs.sorted()
+            func percentile(_ fraction: Double) -> Int? {
+                guard !sorted.isEmpty else { return nil }
+                return sorted[min(sorted.count - 1, Int((Double(sorted.count) * fraction).rounded(.up)) - 1)]
+            }
+            return Statistics(
+                inFlight: entry.inFlight, requests: entry.requests, errors: entry.errors, p50Ms: percentile(0.5), p99Ms: percentile(0.99))
+        }
     }
 }
 

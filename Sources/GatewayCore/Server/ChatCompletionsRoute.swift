@@ -17,11 +17,13 @@ public struct ChatCompletionsRoute: Sendable {
     let router: ChatRouter
     let stores: Stores
     let sink: (any RequestRecordSink)?
+    let metrics: GatewayMetrics?
 
-    public init(router: ChatRouter, stores: Stores, sink: (any RequestRecordSink)? = nil) {
+    public init(router: ChatRouter, stores: Stores, sink: (any RequestRecordSink)? = nil, metrics: GatewayMetrics? = nil) {
         self.router = router
         self.stores = stores
         self.sink = sink
+        self.metrics = metrics
     }
 
     /// Handles one request.
@@ -74,6 +76,7 @@ public struct ChatCompletionsRoute: Sendable {
                 fields.savedCostUSD = hit.costUSD
             }
             headers[.cacheHit] = "exact"
+            metrics?.cacheLookup("hit")
             headers[.provider] = hit.providerType
             headers[.servedModel] = hit.upstreamModel
             headers[.attempts] = "0"
@@ -88,6 +91,7 @@ public struct ChatCompletionsRoute: Sendable {
             return .json(Self.withCost(hit.completion, cost: 0, latencyMs: context.elapsedMilliseconds), headers: headers)
         }
         headers[.cacheHit] = policy.isActive ? "miss" : "bypass"
+        metrics?.cacheLookup(policy.isActive ? "miss" : "bypass")
 
         if chat.stream {
             return try await stream(chat, model: model, table: snapshot.models, context: context, headers: headers, policy: policy, cacheKey: cacheKey) { usage in

@@ -41,17 +41,9 @@ public enum StatsReport {
                 savedUSD: rows.reduce(0) { $0 + $1.savedUSD }, latencyP50Ms: nil, latencyP95Ms: nil)
             lines.append(cells(total))
         }
-        let all = [header] + lines
-        let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
-        var text = all.map { line in
-            line.indices.map { column in
-                let cell = line[column]
-                let padding = String(repeating: " ", count: widths[column] - cell.count)
-                return column == 0 ? cell + padding : padding + cell
-            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
-        }.joined(separator: "\n")
-        if rows.isEmpty { text += "\n(no requests)" }
-        return text + "\n"
+        var text = TextTable.render(header: header, rows: lines)
+        if rows.isEmpty { text += "(no requests)\n" }
+        return text
     }
 
     /// The rows as a JSON array of objects (snake_case keys; rates in percent; null percentiles when unknown).

@@ -108,6 +108,15 @@ enum Attribution {
 }
 
 extension UnixTime {
+    /// `2026-11-23T09:15:02Z`: microseconds since 1970 as an ISO 8601 UTC time, to the second.
+    public static func iso8601(micros: Int64) -> String {
+        var seconds = time_t(micros / 1_000_000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
+    }
+
     /// Microseconds since 1970.
     public static func nowMicros() -> Int64 {
         var spec = timespec()

@@ -2,20 +2,36 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOPosix
+@testable import GatewayCore
 
 /// The real `llm-gateway serve` binary running on a free loopback port with a configuration written for it.
 final class DaemonProcess: @unchecked Sendable {
     let port: Int
     let configPath: String
+    /// The admin socket: `admin.socket` of the configuration, else one in a private folder of its own.
+    let adminSocket: String
     private let process = Process()
 
     /// Starts the daemon; `configuration` receives the port it must listen on and returns the YAML.
-    init(configuration: (Int) -> String) async throws {
+    /// Unless the YAML has an `admin:` section, the daemon gets an admin socket of its own (the default one in
+    /// /run is shared by every daemon on the machine).
+    init(environment: [String: String] = [:], configuration: (Int) -> String) async throws {
         port = try await Self.freePort()
-        configPath = NSTemporaryDirectory() + "daemon-\(UUID().uuidString).yaml"
-        try configuration(port).write(toFile: configPath, atomically: true, encoding: .utf8)
+        let name = UUID().uuidString
+        configPath = NSTemporaryDirectory() + "daemon-\(name).yaml"
+        var yaml = configuration(port)
+        if yaml.hasPrefix("admin:") || yaml.contains("\nadmin:") {
+            adminSocket = ConfigLoader.parse(yaml: yaml, file: "daemon.yaml", environment: [:]).config?.admin.socket ?? ""
+        } else {
+            let directory = NSTemporaryDirectory() + "daemon-admin-\(name.prefix(8))"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            adminSocket = directory + "/admin.sock"
+            yaml += "\nadmin: {socket: \"\(adminSocket)\"}\n"
+        }
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
         process.executableURL = URL(fileURLWithPath: ProcessRunner.gatewayBinary)
         process.arguments = ["serve", "--config", configPath]
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()

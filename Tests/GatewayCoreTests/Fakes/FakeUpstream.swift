@@ -9,7 +9,7 @@ import NIOCore
 ///
 /// It applies the provider's rules (`Fake…Rules`): it refuses what the real API refuses and answers the rest.
 /// Model names steer it: `status-NNN` answers that status, `stream-truncate` cuts a stream short,
-/// `slow-head` waits 5 s before answering (well past every first-byte timeout the tests set, even on a loaded machine), `slow-ok` 400 ms, `stall-stream` stops sending after two events, `stream-empty` answers
+/// `slow-head` waits 5 s before answering (well past every first-byte timeout the tests set, even on a loaded machine), `slow-ok` 400 ms, `stall-stream` stops sending after two events, `slow-stream` sends an event every 300 ms, `stream-empty` answers
 /// 200 and ends the stream at once. `failNext` scripts failures for the next requests.
 final class FakeUpstream: Sendable {
     enum Kind: String, Sendable { case openai, anthropic, gemini }
@@ -116,6 +116,7 @@ final class FakeUpstream: Sendable {
         case .gemini: events = FakeGeminiRules.streamEvents(for: json, model: model)
         }
         let stall = model == "stall-stream"
+        let slow = model == "slow-stream"
         let requestBody = request.body
         return Response(
             status: .ok, headers: [.contentType: "text/event-stream"],
@@ -124,6 +125,7 @@ final class FakeUpstream: Sendable {
                     try await requestBody.consumeWithCancellationOnInboundClose { _ in
                         for (index, event) in events.enumerated() {
                             if stall && index == 2 { try await Task.sleep(for: .seconds(30)) }
+                            if slow && index > 0 { try await Task.sleep(for: .milliseconds(300)) }
                             var buffer = ByteBuffer()
                             if let name = event.event { buffer.writeString("event: \(name)\n") }
                             buffer.writeString("data: \(event.data)\n\n")

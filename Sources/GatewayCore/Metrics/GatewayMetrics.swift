@@ -1,0 +1,131 @@
+import NIOConcurrencyHelpers
+import Prometheus
+
+/// The gateway's Prometheus metrics, one registry per gateway, exposed at `GET /metrics` on the API listener and
+/// on the admin socket.
+///
+/// Per-request series are fed by the request records (the same one record per request the request log gets),
+/// so metrics and the log never disagree. Circuit states and in-flight counts are read when scraped.
+public final class GatewayMetrics: RequestRecordSink, Sendable {
+    /// The registry everything is registered in; the daemon also hands it to swift-metrics.
+    public let registry = PrometheusCollectorRegistry()
+
+    /// Buckets of the request-duration and time-to-first-byte histograms: LLM calls take from milliseconds (a cache
+    /// hit) to minutes (a long generation).
+    static let durationBuckets: [Duration] = [
+        .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+        .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(120), .seconds(300),
+    ]
+
+    private static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "llm_gateway", metricName: metric, unitName: unit, helpText: help)
+    }
+
+    static var requests: MetricNameDescriptor { name("requests", "total", "Requests answered, by requested model, provider that answered and HTTP status.") }
+    static var duration: MetricNameDescriptor { name("request_duration", "seconds", "Time from a request's arrival to the end of its answer.") }
+    static var firstByte: MetricNameDescriptor { name("time_to_first_byte", "seconds", "Time from a request's arrival to the first byte of its answer.") }
+    static var tokens: MetricNameDescriptor { name("tokens", "total", "Tokens used, by model, provider and type (prompt, completion, cached).") }
+    static var cost: MetricNameDescriptor { name("cost_usd", "total", "What answers cost, in USD, by model and provider.") }
+    static var savedCost: MetricNameDescriptor { name("saved_cost_usd", "total", "What cache hits saved, in USD, by model.") }
+    static var cache: MetricNameDescriptor { name("cache_lookups", "total", "Cache lookups by result: hit, miss, bypass.") }
+    static var rateLimited: MetricNameDescriptor { name("rate_limited", "total", "Requests refused by a rate limit, by key.") }
+    static var failovers: MetricNameDescriptor { name("failovers", "total", "Answers given by a fallback, by the provider tried first and the one that answered.") }
+    static var circuit: MetricNameDescriptor { name("circuit_state", "", "Circuit breaker per provider: 0 closed, 1 half-open, 2 open.") }
+    static var inFlight: MetricNameDescriptor { name("in_flight", "requests", "Requests in flight to each provider.") }
+    static var reloads: MetricNameDescriptor { name("config_reloads", "total", "Configuration reloads by result: applied, unchanged, refused.") }
+    static var generation: MetricNameDescriptor { name("config_generation", "", "The configuration generation in force.") }
+    static var backendErrors: MetricNameDescriptor { name("backend_errors", "total", "Failed calls to a shared backend (redis cache, redis rate limiter), by backend.") }
+
+    public init() {
+        // Register the families without labels up front, so a scrape shows them before the first event.
+        _ = registry.makeGauge(descriptor: Self.generation)
+    }
+
+    // MARK: - Recording
+
+    /// Counts one finished request.
+    public func record(_ record: RequestRecord) {
+        let model = record.provider == nil ? "" : (record.model ?? "")
+        let provider = record.provider ?? ""
+        let labels = [("model", model), ("provider", provider)]
+        registry.makeCounter(descriptor: Self.requests, labels: labels + [("status", String(record.statusCode))]).increment()
+        registry.makeDurationHistogram(descriptor: Self.duration, labels: labels, buckets: Self.durationBuckets)
+            .record(.milliseconds(record.latencyMs))
+        // A JSON answer's first byte goes out with the rest of it.
+        if let ttfb = record.ttfbMs ?? (record.stream ? nil : record.latencyMs) {
+            registry.makeDurationHistogram(descriptor: Self.firstByte, labels: labels, buckets: Self.durationBuckets)
+                .record(.milliseconds(ttfb))
+        }
+        if !record.cacheHit {
+            for (type, count) in [("prompt", record.promptTokens), ("completion", record.completionTokens), ("cached", record.cachedTokens)] {
+                if let count, count > 0 {
+                    registry.makeCounter(descriptor: Self.tokens, labels: labels + [("type", type)]).increment(by: Int64(count))
+                }
+            }
+        }
+        if let cost = record.costUSD, cost > 0 {
+            registry.makeCounter(descriptor: Self.cost, labels: labels).increment(by: cost)
+        }
+        if let saved = record.savedCostUSD, saved > 0 {
+            registry.makeCounter(descriptor: Self.savedCost, labels: [("model", model)]).increment(by: saved)
+        }
+        if record.statusCode == 429, record.provider == nil {
+            registry.makeCounter(descriptor: Self.rateLimited, labels: [("key", record.keyName ?? "")]).increment()
+        }
+        if record.failoverUsed, let original = record.originalProvider {
+            registry.makeCounter(descriptor: Self.failovers, labels: [("from", original), ("to", provider)]).increment()
+        }
+    }
+
+    /// Counts one cache lookup: `hit`, `miss` or `bypass`.
+    public func cacheLookup(_ result: String) {
+        registry.makeCounter(descriptor: Self.cache, labels: [("result", result)]).increment()
+    }
+
+    /// Counts one failed call to a shared backend.
+    public func backendError(_ backend: String) {
+        registry.makeCounter(descriptor: Self.backendErrors, labels: [("backend", backend)]).increment()
+    }
+
+    /// Counts one reload.
+    public func reloaded(_ result: ReloadOutcome.Result) {
+        registry.makeCounter(descriptor: Self.reloads, labels: [("result", result.rawValue)]).increment()
+    }
+
+    // MARK: - Exposition
+
+    /// The Prometheus text exposition (format 0.0.4), with the gauges read now from `gateway`.
+    public func exposition(for gateway: Gateway) -> [UInt8] {
+        let snapshot = gateway.store.snapshot
+        registry.makeGauge(descriptor: Self.generation).set(Double(snapshot.generation))
+        for provider in snapshot.config.providers {
+            let state = gateway.breakers.state(of: provider.name)
+            registry.makeGauge(descriptor: Self.circuit, labels: [("provider", provider.name)]).set(state.metricValue)
+            registry.makeGauge(descriptor: Self.inFlight, labels: [("provider", provider.name)]).set(Double(gateway.load.current(provider.name)))
+        }
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(16 * 1024)
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}
+
+extension CircuitState {
+    /// 0 closed, 1 half-open, 2 open.
+    var metricValue: Double {
+        switch self {
+        case .closed: 0
+        case .halfOpen: 1
+        case .open: 2
+        }
+    }
+}
+
+/// Hands each request record to several sinks (the metrics and the request log).
+struct RecordFanout: RequestRecordSink {
+    let sinks: [any RequestRecordSink]
+
+    func record(_ record: RequestRecord) {
+        for sink in sinks { sink.record(record) }
+    }
+}
