@@ -379,15 +379,25 @@ struct MetricsTests {
 
     struct Malformed: Error { var line: String }
 
+    static let tinyKey = "gw_tiny_limit_key_0123456789abcdefghijklmnopqr"
+
     @Test func theExpositionParsesAndCountsWhatHappened() async throws {
         try await GatewayHarness.with(configure: { config in
             config.cache.backend = .memory
             config.models["chain"] = ModelConfig(name: "chain", provider: "openai", upstream: "status-503", fallbacks: ["anthropic/claude-haiku-4-5"])
+            config.models["busy"] = ModelConfig(name: "busy", provider: "openai", upstream: "status-429", fallbacks: [])
+            var tiny = KeyConfig(name: "tiny", sha256: KeyHash.sha256Hex(Self.tinyKey))
+            tiny.rateLimit = RateLimit(requestsPerMinute: 1)
+            config.keys.append(tiny)
         }) { gateway in
+            // The gateway's own limit refuses the second request; a provider's 429 is not a rate-limit refusal.
+            #expect(try await gateway.post(json: ["model": "gpt-4o-mini", "messages": [["role": "user", "content": "t"]]], key: Self.tinyKey).status == 200)
+            #expect(try await gateway.post(json: ["model": "gpt-4o-mini", "messages": [["role": "user", "content": "t"]]], key: Self.tinyKey).status == 429)
+            #expect(try await gateway.post(json: ["model": "busy", "messages": [["role": "user", "content": "b"]]]).status == 429)
             for _ in 0..<2 { #expect(try await gateway.post(json: ["model": "gpt-4o-mini", "messages": [["role": "user", "content": "m"]]]).status == 200) }
             #expect(try await gateway.post(json: ["model": "chain", "messages": [["role": "user", "content": "f"]]]).status == 200)
             #expect(try await gateway.post(json: ["model": "no-such-model", "messages": [["role": "user", "content": "x"]]]).status == 404)
-            _ = try await gateway.records.waitFor(4)
+            _ = try await gateway.records.waitFor(7)
 
             let reply = try await gateway.get("/metrics", key: nil)
             #expect(reply.status == 200)
@@ -396,11 +406,14 @@ struct MetricsTests {
             func value(_ name: String, _ labels: [String: String]) -> Double? {
                 samples.first { $0.name == name && $0.labels == labels }?.value
             }
-            #expect(value("llm_gateway_requests_total", ["model": "gpt-4o-mini", "provider": "openai", "status": "200"]) == 2)
+            // Three answers: the tiny key's (its own cache namespace), then a miss and a hit for the test key.
+            #expect(value("llm_gateway_requests_total", ["model": "gpt-4o-mini", "provider": "openai", "status": "200"]) == 3)
             #expect(value("llm_gateway_requests_total", ["model": "chain", "provider": "anthropic", "status": "200"]) == 1)
             #expect(value("llm_gateway_requests_total", ["model": "", "provider": "", "status": "404"]) == 1)
             #expect(value("llm_gateway_cache_lookups_total", ["result": "hit"]) == 1)
-            #expect(value("llm_gateway_cache_lookups_total", ["result": "miss"]) == 2)
+            #expect(value("llm_gateway_cache_lookups_total", ["result": "miss"]) == 4)
+            #expect(value("llm_gateway_rate_limited_total", ["key": "tiny"]) == 1)
+            #expect(!samples.contains { $0.name == "llm_gateway_rate_limited_total" && $0.labels["key"] == "tests" })
             #expect(value("llm_gateway_failovers_total", ["from": "openai", "to": "anthropic"]) == 1)
             #expect((value("llm_gateway_cost_usd_total", ["model": "gpt-4o-mini", "provider": "openai"]) ?? 0) > 0)
             #expect((value("llm_gateway_tokens_total", ["model": "gpt-4o-mini", "provider": "openai", "type": "prompt"]) ?? 0) > 0)
@@ -418,7 +431,7 @@ struct MetricsTests {
             #expect(zip(buckets, buckets.dropFirst()).allSatisfy { $0.value <= $1.value })
             #expect(buckets.last?.labels["le"] == "+Inf")
             #expect(buckets.last?.value == value("llm_gateway_request_duration_seconds_count", labels))
-            #expect(value("llm_gateway_request_duration_seconds_count", labels) == 2)
+            #expect(value("llm_gateway_request_duration_seconds_count", labels) == 3)
         }
     }
 
@@ -444,6 +457,11 @@ struct MetricsTests {
         #expect(logger.logLevel == .debug, "every copy of the logger follows the reloaded level")
         #expect(reloader.lastReload?.result == .applied)
         #expect(reloader.reload().result == .unchanged)
+
+        // The request log is opened at start-up: a change is applied to the snapshot but reported as needing a restart.
+        try (base.replacingOccurrences(of: "request_log: {backend: off}", with: "request_log: {backend: sqlite, path: /tmp/elsewhere.db}")
+            + "logging: {level: debug}\n").write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(reloader.reload().restartRequired == ["request_log"])
         gateway.clients.shutdownSync()
         try? FileManager.default.removeItem(atPath: path)
     }

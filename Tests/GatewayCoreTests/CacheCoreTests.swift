@@ -162,6 +162,20 @@ final class ManualClock: Sendable {
         #expect(cache.stats.evictions == 2)
     }
 
+    @Test func aReloadedBoundEvictsUntilTheCacheFits() async {
+        let cache = MemoryCache(maxEntries: 10, maxBytes: 1 << 20)
+        for key in ["a", "b", "c"] { await cache.set(key, Self.answer(key), ttl: .seconds(60)) }
+        #expect(await cache.get("a") != nil)  // the least recently used is now b, then c
+        cache.resize(maxEntries: 1, maxBytes: 1 << 20)
+        #expect(cache.maxEntries == 1)
+        #expect(cache.stats.entries == 1)
+        #expect(await cache.get("a") != nil)
+        #expect(await cache.get("b") == nil)
+        #expect(await cache.get("c") == nil)
+        await cache.set("d", Self.answer("d"), ttl: .seconds(60))
+        #expect(cache.stats.entries == 1, "the new bound holds for later writes")
+    }
+
     @Test func evictsByBytes() async {
         let one = Self.size("a", Self.answer("a", padding: 1000))
         let cache = MemoryCache(maxEntries: 100, maxBytes: one * 2 + one / 2)

@@ -88,6 +88,23 @@ struct CostAndRecordTests {
         }
     }
 
+    @Test func refusedAndFailedAnswersCostNothingAndSayHowLongTheyTook() async throws {
+        try await GatewayHarness.with(configure: { FailoverTests.chain(&$0, upstream: "status-500", fallbacks: []) }) { gateway in
+            let unknownKey = try await gateway.post(json: ["model": "gpt-4o-mini", "messages": Self.hello], key: "gw_nobody")
+            let unknownModel = try await gateway.post(json: ["model": "no-such-model", "messages": Self.hello])
+            let upstreamFailed = try await gateway.post(json: ["model": "chain", "messages": Self.hello])
+            for (reply, status) in [(unknownKey, 401), (unknownModel, 404), (upstreamFailed, 502)] {
+                #expect(reply.status == status)
+                #expect(reply.header("X-Cost-USD") == "0.000000")
+                #expect(reply.header("X-Latency-Ms").flatMap(Int.init) != nil)
+                #expect(reply.json?["error"]?["message"]?.stringValue != nil)
+            }
+            #expect(upstreamFailed.header("X-Attempts") == "1")
+            let rows = try await gateway.records.waitFor(3)
+            #expect(rows.first { $0.statusCode == 502 }?.attempts == 1, "a failed chain records the attempts it made")
+        }
+    }
+
     @Test func cacheHitsCostNothingAndRecordWhatTheySaved() async throws {
         try await GatewayHarness.with(configure: { $0.cache.backend = .memory }) { gateway in
             let miss = try await gateway.post(json: ["model": "gpt-4o-mini", "messages": Self.hello])

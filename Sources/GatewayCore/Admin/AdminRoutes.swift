@@ -109,8 +109,10 @@ struct AdminRoutes: Sendable {
 
     func cache() -> JSON {
         let config = gateway.store.snapshot.config.cache
+        // The backend in use (chosen at start-up), whatever a reloaded file says.
+        let backend = gateway.stores.memoryCache != nil ? "memory" : gateway.stores.cache is RedisCache ? "redis" : "off"
         var answer: JSON = [
-            "backend": .string(gateway.stores.cache == nil ? "off" : config.backend.rawValue),
+            "backend": .string(backend),
             "ttl": EffectiveConfig.duration(config.ttl),
             "scope": .string(config.scope.rawValue),
         ]
@@ -143,7 +145,7 @@ struct AdminRoutes: Sendable {
                 status: 503)
         }
         gateway.logger.notice("cache flushed from the admin socket", metadata: ["entries": "\(flushed)"])
-        return .json(["flushed": .int(Int64(flushed)), "backend": .string(gateway.store.snapshot.config.cache.backend.rawValue)])
+        return .json(["flushed": .int(Int64(flushed)), "backend": .string(gateway.stores.memoryCache != nil ? "memory" : "redis")])
     }
 
     func reload() -> Response {

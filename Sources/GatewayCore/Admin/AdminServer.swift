@@ -18,7 +18,9 @@ public enum AdminServer {
         var info = stat()
         if stat(directory, &info) != 0 {
             guard mkdir(directory, 0o750) == 0 || errno == EEXIST, stat(directory, &info) == 0 else {
-                throw SocketProblem(description: "admin.socket: cannot create the directory \(directory): \(String(cString: strerror(errno)))")
+                throw SocketProblem(
+                    description: "admin.socket: cannot create the directory \(directory): \(String(cString: strerror(errno)))"
+                        + " (run as root or under the systemd unit, or set admin.socket to a path you may create, e.g. /tmp/llm-gateway-$USER/admin.sock)")
             }
         }
         guard info.st_mode & S_IFMT == S_IFDIR else {

@@ -37,22 +37,37 @@ public struct CacheStats: Sendable, Equatable {
 /// await cache.set(key, answer, ttl: .seconds(3600))
 /// ```
 public final class MemoryCache: ResponseCacheBackend {
-    /// Most entries kept.
-    public let maxEntries: Int
-    /// Most bytes kept.
-    public let maxBytes: Int
+    private struct Bounds {
+        var maxEntries: Int
+        var maxBytes: Int
+    }
+
     private let now: @Sendable () -> ContinuousClock.Instant
     private let storage: NIOLockedValueBox<LRUStorage>
+    private let bounds: NIOLockedValueBox<Bounds>
+
+    /// Most entries kept.
+    public var maxEntries: Int { bounds.withLockedValue { $0.maxEntries } }
+    /// Most bytes kept.
+    public var maxBytes: Int { bounds.withLockedValue { $0.maxBytes } }
 
     /// - Parameters:
     ///   - maxEntries: most entries kept.
     ///   - maxBytes: most bytes kept; a single larger answer is not stored.
     ///   - now: the clock TTLs are measured on (tests inject their own).
     public init(maxEntries: Int, maxBytes: Int, now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
-        self.maxEntries = max(0, maxEntries)
-        self.maxBytes = max(0, maxBytes)
+        self.bounds = NIOLockedValueBox(Bounds(maxEntries: max(0, maxEntries), maxBytes: max(0, maxBytes)))
         self.now = now
         self.storage = NIOLockedValueBox(LRUStorage())
+    }
+
+    /// Changes the bounds (a reload of `cache.max_entries` / `cache.max_bytes`), evicting the least recently used
+    /// entries until the cache fits.
+    public func resize(maxEntries: Int, maxBytes: Int) {
+        let bounds = Bounds(maxEntries: max(0, maxEntries), maxBytes: max(0, maxBytes))
+        self.bounds.withLockedValue { $0 = bounds }
+        let instant = now()
+        storage.withLockedValue { $0.evict(maxEntries: bounds.maxEntries, maxBytes: bounds.maxBytes, now: instant) }
     }
 
     /// A cache bounded by `cache.max_entries` and `cache.max_bytes`.
@@ -92,14 +107,15 @@ public final class MemoryCache: ResponseCacheBackend {
         let bytes = answer.approximateBytes + key.utf8.count
         let instant = now()
         let expires = instant + ttl
-        let storable = ttl > .zero && bytes <= maxBytes && maxEntries > 0
+        let bounds = self.bounds.withLockedValue { $0 }
+        let storable = ttl > .zero && bytes <= bounds.maxBytes && bounds.maxEntries > 0
         storage.withLockedValue { storage in
             guard storable else {
                 storage.remove(key)
                 return
             }
             storage.set(key, answer, bytes: bytes, expires: expires)
-            storage.evict(maxEntries: maxEntries, maxBytes: maxBytes, now: instant)
+            storage.evict(maxEntries: bounds.maxEntries, maxBytes: bounds.maxBytes, now: instant)
         }
     }
 

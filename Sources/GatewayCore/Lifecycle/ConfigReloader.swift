@@ -88,6 +88,7 @@ public final class ConfigReloader: Sendable {
         if old.config.server.host != config.server.host || old.config.server.port != config.server.port {
             restartRequired.append("server.listen")
         }
+        if old.config.server.drainTimeout != config.server.drainTimeout { restartRequired.append("server.drain_timeout") }
         if old.config.admin.socket != config.admin.socket { restartRequired.append("admin.socket") }
         if old.config.admin.mode != config.admin.mode { restartRequired.append("admin.mode") }
         restartRequired += Stores.restartRequired(from: old.config, to: config)
@@ -96,6 +97,7 @@ public final class ConfigReloader: Sendable {
         }
         gateway.clients.prepare(for: config)
         gateway.logLevel?.apply(config.logging.level)
+        gateway.stores.memoryCache?.resize(maxEntries: config.cache.maxEntries, maxBytes: config.cache.maxBytes)
         let generation = old.generation + 1
         gateway.store.replace(with: ConfigSnapshot(config: config, generation: generation, sourceSHA256: result.sourceSHA256))
         logger.notice("configuration reloaded", metadata: ["generation": "\(generation)", "config": "\(path)"])

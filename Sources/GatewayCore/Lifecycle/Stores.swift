@@ -2,8 +2,8 @@ import Logging
 
 /// The cache and rate-limit backends the configuration chose at start-up, and the Redis client they share.
 ///
-/// `cache.backend`, `rate_limits.backend`, `cache.max_entries`, `cache.max_bytes` and `redis.*` take effect at
-/// start-up; a reload that changes them says a restart is needed. TTLs, scope and per-key settings reload.
+/// `cache.backend`, `rate_limits.backend` and `redis.*` take effect at start-up; a reload that changes them says a
+/// restart is needed. TTLs, scope, per-key settings and the memory cache's bounds reload.
 public final class Stores: Sendable {
     /// Where answers are cached; nil when `cache.backend` is `off`.
     public let cache: (any ResponseCacheBackend)?
@@ -56,10 +56,11 @@ public final class Stores: Sendable {
     static func restartRequired(from old: GatewayConfig, to new: GatewayConfig) -> [String] {
         var changed: [String] = []
         if old.cache.backend != new.cache.backend { changed.append("cache.backend") }
-        if old.cache.maxEntries != new.cache.maxEntries { changed.append("cache.max_entries") }
-        if old.cache.maxBytes != new.cache.maxBytes { changed.append("cache.max_bytes") }
         if old.rateLimits.backend != new.rateLimits.backend { changed.append("rate_limits.backend") }
         if old.redis != new.redis { changed.append("redis") }
+        // The request log's writer and its database connections are made at start-up too.
+        if old.requestLog != new.requestLog { changed.append("request_log") }
+        if old.postgres != new.postgres { changed.append("postgres") }
         return changed
     }
 

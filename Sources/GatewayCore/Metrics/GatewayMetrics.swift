@@ -36,6 +36,9 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
     static var generation: MetricNameDescriptor { name("config_generation", "", "The configuration generation in force.") }
     static var backendErrors: MetricNameDescriptor { name("backend_errors", "total", "Failed calls to a shared backend (redis cache, redis rate limiter), by backend.") }
 
+    /// Backend failures already counted, by backend: the outage logs keep running totals.
+    private let countedBackendErrors = NIOLockedValueBox<[String: Int]>([:])
+
     public init() {
         // Register the families without labels up front, so a scrape shows them before the first event.
         _ = registry.makeGauge(descriptor: Self.generation)
@@ -69,7 +72,7 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
         if let saved = record.savedCostUSD, saved > 0 {
             registry.makeCounter(descriptor: Self.savedCost, labels: [("model", model)]).increment(by: saved)
         }
-        if record.statusCode == 429, record.provider == nil {
+        if record.isRateLimitRefusal {
             registry.makeCounter(descriptor: Self.rateLimited, labels: [("key", record.keyName ?? "")]).increment()
         }
         if record.failoverUsed, let original = record.originalProvider {
@@ -82,10 +85,6 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
         registry.makeCounter(descriptor: Self.cache, labels: [("result", result)]).increment()
     }
 
-    /// Counts one failed call to a shared backend.
-    public func backendError(_ backend: String) {
-        registry.makeCounter(descriptor: Self.backendErrors, labels: [("backend", backend)]).increment()
-    }
 
     /// Counts one reload.
     public func reloaded(_ result: ReloadOutcome.Result) {
@@ -102,6 +101,17 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
             let state = gateway.breakers.state(of: provider.name)
             registry.makeGauge(descriptor: Self.circuit, labels: [("provider", provider.name)]).set(state.metricValue)
             registry.makeGauge(descriptor: Self.inFlight, labels: [("provider", provider.name)]).set(Double(gateway.load.current(provider.name)))
+        }
+        var outages: [(String, OutageLog)] = [("redis_rate_limiter", gateway.stores.limiterOutage)]
+        if let redis = gateway.stores.cache as? RedisCache { outages.append(("redis_cache", redis.outage)) }
+        for (backend, outage) in outages {
+            let total = outage.failureCount
+            let new = countedBackendErrors.withLockedValue { counted in
+                defer { counted[backend] = total }
+                return total - counted[backend, default: 0]
+            }
+            let counter = registry.makeCounter(descriptor: Self.backendErrors, labels: [("backend", backend)])
+            if new > 0 { counter.increment(by: Int64(new)) }
         }
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 * 1024)

@@ -105,7 +105,7 @@ public struct ChatRouter: Sendable {
                 guard ContinuousClock.now < deadline else {
                     breakers.abandon(provider.name)
                     report.deadlinePassed()
-                    throw report.summary()
+                    throw report.summary().after(report.attempts)
                 }
                 report.attempts += 1
                 load.start(provider.name)
@@ -133,7 +133,7 @@ public struct ChatRouter: Sendable {
                             report.skip(target.model, reason: failure.error.message)
                             break
                         }
-                        throw failure.error
+                        throw failure.error.after(report.attempts)
                     }
                     breakers.record(provider.name, success: false, settings: provider.circuitBreaker)
                     report.fail(target.model, failure)
@@ -151,7 +151,7 @@ public struct ChatRouter: Sendable {
                 }
             }
         }
-        throw report.summary()
+        throw report.summary().after(report.attempts)
     }
 
     /// Full-jitter exponential backoff, or the provider's `Retry-After`, never more than `cap`.
@@ -204,5 +204,14 @@ struct ChainReport {
             return .gatewayTimeout(message)
         }
         return .badGateway(message, code: "all_providers_failed")
+    }
+}
+
+extension GatewayError {
+    /// The same error, telling how many attempts the chain made.
+    func after(_ attempts: Int) -> GatewayError {
+        var error = self
+        error.attempts = attempts
+        return error
     }
 }

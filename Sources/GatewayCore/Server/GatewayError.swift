@@ -13,6 +13,8 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
     public var param: String?
     /// A machine-readable code, if any.
     public var code: String?
+    /// Upstream attempts made before the chain gave up (failover and retries included); nil before routing.
+    public var attempts: Int?
 
     public init(status: Int, type: String, message: String, param: String? = nil, code: String? = nil) {
         self.status = status

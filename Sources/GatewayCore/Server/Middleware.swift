@@ -83,8 +83,25 @@ public struct ErrorEnvelopeMiddleware: RouterMiddleware {
     ) async throws -> Response {
         do {
             return try await next(request, context)
+        } catch {
+            // A refused or failed request used no tokens: it costs nothing, and says how long it took.
+            var response = Self.answer(for: error, request: request, context: context)
+            response.headers[.latency] = String(context.elapsedMilliseconds)
+            response.headers[.cost] = CostFormat.usd(0)
+            if let attempts = (error as? GatewayError)?.attempts { response.headers[.attempts] = String(attempts) }
+            return response
+        }
+    }
+
+    /// The OpenAI error envelope for `error`, with its status.
+    static func answer(for error: any Error, request: Request, context: GatewayRequestContext) -> Response {
+        do {
+            throw error
         } catch let error as GatewayError {
-            context.outcome?.update { $0.errorMessage = error.message }
+            context.outcome?.update { fields in
+                fields.errorMessage = error.message
+                if let attempts = error.attempts { fields.attempts = attempts }
+            }
             if error.status >= 500 {
                 context.logger.warning("request failed", metadata: ["status": "\(error.status)", "error": "\(error.message)"])
             } else {

@@ -25,7 +25,7 @@ public final class KeyUsage: RequestRecordSink, Sendable {
             var entry = totals[key, default: Totals()]
             entry.requests += 1
             if record.statusCode >= 400 { entry.errors += 1 }
-            if record.statusCode == 429, record.provider == nil { entry.rateLimited += 1 }
+            if record.isRateLimitRefusal { entry.rateLimited += 1 }
             if !record.cacheHit {
                 entry.promptTokens += record.promptTokens ?? 0
                 entry.completionTokens += record.completionTokens ?? 0
@@ -40,4 +40,9 @@ public final class KeyUsage: RequestRecordSink, Sendable {
     public func totals(for name: String) -> Totals {
         totals.withLockedValue { $0[name] ?? Totals() }
     }
+}
+
+extension RequestRecord {
+    /// A 429 the gateway's own rate limit gave: no provider was tried (a provider's 429 comes after an attempt).
+    var isRateLimitRefusal: Bool { statusCode == 429 && attempts == 0 && !cacheHit }
 }
