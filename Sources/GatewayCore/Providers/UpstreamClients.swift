@@ -20,8 +20,9 @@ public final class UpstreamClients: Sendable {
     }
 
     private let state = NIOLockedValueBox<(active: [String: Entry], retired: [HTTPClient])>(([:], []))
-    /// Connections kept per upstream host.
-    public static let connectionsPerHost = 256
+    /// Connections per upstream host (HTTP/1.1: one per request in flight, so one per open stream). Requests
+    /// beyond it wait for a free connection, within the provider's connect timeout.
+    public static let connectionsPerHost = 4096
 
     public init() {}
 

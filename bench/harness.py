@@ -1,0 +1,371 @@
+"""The benchmark harness behind bench/run.sh: direct-to-upstream against through-the-gateway, in one run.
+
+Starts nginx (a static chat completion), a streaming upstream (bench/stream_upstream.py), redis-server and the
+gateway with its default settings (memory cache, SQLite request log, auth), drives them with wrk and small
+Python clients, and prints one table. Run it through bench/run.sh, which installs wrk and nginx-light and
+builds the release binary.
+
+Usage: python3 bench/harness.py BINARY [--duration SECONDS] [--other URL]
+"""
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+KEY = "gw_bench_key_0123456789abcdefghijklmnopqrstu"
+PORTS = {"nginx": 18440, "stream": 18441, "redis": 18442, "gateway": 18443, "long": 18444}
+COMPLETION = json.dumps({
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "bench-model",
+    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "benchmark answer"}}],
+    "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
+})
+STREAM_CHUNKS, STREAM_INTERVAL_MS = 20, 50
+# The streams held open together: long enough that all of them are open at once.
+LONG_CHUNKS, LONG_INTERVAL_MS = 150, 200
+
+# wrk script: every request a new prompt, so the gateway's cache always misses.
+UNIQUE_LUA = """
+local counter = 0
+request = function()
+  counter = counter + 1
+  local body = '{"model":"bench","messages":[{"role":"user","content":"unique prompt ' .. counter .. ' ' .. math.random(1e9) .. '"}]}'
+  return wrk.format("POST", "/v1/chat/completions", {["Content-Type"] = "application/json", ["Authorization"] = "Bearer KEY"}, body)
+end
+""".replace("KEY", KEY)
+# wrk script: the same prompt every time, so every request after the first is a cache hit.
+SAME_LUA = """
+wrk.method = "POST"
+wrk.path = "/v1/chat/completions"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer KEY"
+wrk.body = '{"model":"bench","messages":[{"role":"user","content":"the same prompt"}]}'
+""".replace("KEY", KEY)
+
+
+class Bench:
+    def __init__(self, binary, duration, other):
+        self.binary = os.path.abspath(binary)
+        self.duration = duration
+        self.other = other
+        self.work = tempfile.mkdtemp(prefix="llm-gateway-bench-")
+        self.processes = []
+        self.rows = []
+
+    # MARK: processes
+
+    def spawn(self, arguments, **options):
+        process = subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **options)
+        self.processes.append(process)
+        return process
+
+    def stop_all(self):
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    @staticmethod
+    def wait_port(port, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.01)
+        raise SystemExit("nothing listens on port %d" % port)
+
+    def start_upstreams(self):
+        conf = os.path.join(self.work, "nginx.conf")
+        with open(conf, "w") as file:
+            file.write("""
+worker_processes 1;
+pid %(work)s/nginx.pid;
+error_log %(work)s/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %(work)s/body;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:%(port)d;
+    location / { default_type application/json; return 200 '%(body)s'; }
+  }
+}
+""" % {"work": self.work, "port": PORTS["nginx"], "body": COMPLETION})
+        self.spawn(["nginx", "-c", conf, "-g", "daemon off;"])
+        self.spawn([sys.executable, os.path.join(os.path.dirname(__file__), "stream_upstream.py"),
+                    str(PORTS["stream"]), str(STREAM_CHUNKS), str(STREAM_INTERVAL_MS)])
+        self.spawn([sys.executable, os.path.join(os.path.dirname(__file__), "stream_upstream.py"),
+                    str(PORTS["long"]), str(LONG_CHUNKS), str(LONG_INTERVAL_MS)])
+        self.spawn(["redis-server", "--port", str(PORTS["redis"]), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        for name in ("nginx", "stream", "redis", "long"):
+            self.wait_port(PORTS[name])
+
+    def write_config(self, cache_backend="memory", log_path=None):
+        digest = subprocess.run([self.binary, "keys", "hash"], input=KEY + "\n", capture_output=True, text=True, check=True).stdout.strip()
+        path = os.path.join(self.work, "gateway.yaml")
+        with open(path, "w") as file:
+            file.write("""
+server: {listen: "127.0.0.1:%(gateway)d"}
+admin: {socket: "%(work)s/admin/admin.sock"}
+logging: {level: warning}
+providers:
+  static: {type: openai, base_url: "http://127.0.0.1:%(nginx)d/v1"}
+  streaming: {type: openai, base_url: "http://127.0.0.1:%(stream)d/v1"}
+  long: {type: openai, base_url: "http://127.0.0.1:%(long)d/v1"}
+models:
+  bench: {provider: static, upstream: bench-model, price: {input: 1, output: 1}}
+  bench-stream: {provider: streaming, upstream: bench-stream, price: {input: 1, output: 1}}
+  bench-long: {provider: long, upstream: bench-long, price: {input: 1, output: 1}}
+keys:
+  - {name: bench, sha256: %(digest)s}
+cache: {backend: %(cache)s}
+redis: {url: "redis://127.0.0.1:%(redis)d/0", prefix: "bench-%(nonce)d:"}
+request_log: {backend: sqlite, path: "%(log)s"}
+""" % {"gateway": PORTS["gateway"], "work": self.work, "nginx": PORTS["nginx"], "stream": PORTS["stream"], "long": PORTS["long"],
+               "redis": PORTS["redis"], "digest": digest, "cache": cache_backend, "nonce": time.time_ns() % 100000,
+               "log": log_path or os.path.join(self.work, "requests-%s.db" % cache_backend)})
+        return path
+
+    def start_gateway(self, cache_backend="memory"):
+        """Starts the gateway; returns the process and the time from exec to a 200 from /readyz."""
+        config = self.write_config(cache_backend)
+        started = time.perf_counter()
+        process = self.spawn([self.binary, "serve", "--config", config], cwd=self.work)
+        url = "http://127.0.0.1:%d/readyz" % PORTS["gateway"]
+        while True:
+            try:
+                if urllib.request.urlopen(url, timeout=1).status == 200:
+                    return process, time.perf_counter() - started, config
+            except OSError:
+                pass
+            if process.poll() is not None:
+                raise SystemExit("the gateway exited at start (status %s)" % process.returncode)
+            time.sleep(0.002)
+
+    @staticmethod
+    def stop_gateway(process):
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=40)
+
+    @staticmethod
+    def rss_mib(pid, field="VmRSS"):
+        with open("/proc/%d/status" % pid) as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+    # MARK: wrk
+
+    def wrk(self, url, connections, script, duration=None):
+        path = os.path.join(self.work, "script-%d.lua" % abs(hash(script)))
+        with open(path, "w") as file:
+            file.write(script)
+        threads = min(2, connections)
+        output = subprocess.run(
+            ["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % (duration or self.duration), "--latency", "-s", path, url],
+            capture_output=True, text=True, check=True).stdout
+        result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+                  "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+                  "non2xx": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", output)) else 0,
+                  "errors": sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))}
+        for percentile in ("50", "99"):
+            match = re.search(r"\s%s(?:\.000)?%%\s+([\d.]+)(us|ms|s)" % percentile, output)
+            value, unit = float(match.group(1)), match.group(2)
+            result["p" + percentile] = value * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
+        return result
+
+    # MARK: streams
+
+    def stream_once(self, port, authorised):
+        """One streamed request: (time to first content chunk, gaps between content chunks), in microseconds."""
+        body = json.dumps({"model": "bench-stream", "stream": True,
+                           "messages": [{"role": "user", "content": "stream %d" % time.time_ns()}]}).encode()
+        connection = socket.create_connection(("127.0.0.1", port))
+        headers = "POST /v1/chat/completions HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        if authorised:
+            headers += "Authorization: Bearer %s\r\nCache-Control: no-store\r\n" % KEY
+        started = time.perf_counter()
+        connection.sendall((headers + "Content-Length: %d\r\n\r\n" % len(body)).encode() + body)
+        arrivals, buffer = [], b""
+        while True:
+            data = connection.recv(65536)
+            if not data:
+                break
+            now = time.perf_counter()
+            buffer += data
+            end = buffer.rfind(b"\n\n")
+            if end < 0:
+                continue
+            complete, buffer = buffer[:end + 2], buffer[end + 2:]
+            arrivals.extend([now] * (complete.count(b'"content": "tok') + complete.count(b'"content":"tok')))
+            if b"[DONE]" in complete:
+                break
+        connection.close()
+        if not arrivals:
+            raise SystemExit("a stream brought no content chunk (port %d)" % port)
+        first = (arrivals[0] - started) * 1e6
+        gaps = [(b - a) * 1e6 for a, b in zip(arrivals, arrivals[1:])]
+        return first, gaps
+
+    def streams(self, port, authorised, count=10):
+        firsts, gaps = [], []
+        for _ in range(count):
+            first, between = self.stream_once(port, authorised)
+            firsts.append(first)
+            gaps.extend(between)
+        return statistics.median(firsts), statistics.median(gaps), percentile(gaps, 99)
+
+    def open_streams(self, gateway_pid, count):
+        """Opens `count` concurrent streams through the gateway; returns its RSS (MiB) while all are open."""
+        async def one(ready, done):
+            reader, writer = await asyncio.open_connection("127.0.0.1", PORTS["gateway"])
+            body = json.dumps({"model": "bench-long", "stream": True, "messages": [{"role": "user", "content": "open %d" % time.time_ns()}]}).encode()
+            writer.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer %s\r\nCache-Control: no-store\r\nConnection: close\r\n"
+                          "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (KEY, len(body))).encode() + body)
+            await writer.drain()
+            seen = b""
+            while b"tok0" not in seen:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                seen += data
+            ready.append(b"tok0" in seen)
+            await done.wait()
+            writer.close()
+
+        async def run():
+            ready, done = [], asyncio.Event()
+            tasks = [asyncio.create_task(one(ready, done)) for _ in range(count)]
+            deadline = time.time() + LONG_CHUNKS * LONG_INTERVAL_MS / 2000
+            while len(ready) < count and time.time() < deadline:
+                await asyncio.sleep(0.05)
+            rss = self.rss_mib(gateway_pid)
+            opened = sum(ready)
+            done.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            return rss, opened
+
+        return asyncio.run(run())
+
+    def logged_rows(self, config):
+        output = subprocess.run([self.binary, "stats", "--config", config, "--since", "1d", "--by", "key", "--json"],
+                                capture_output=True, text=True, check=True, cwd=self.work).stdout
+        return sum(row["requests"] for row in json.loads(output))
+
+    # MARK: the run
+
+    def row(self, figure, direct, gateway, target=""):
+        print("  %s: %s %s" % (figure, direct, gateway), file=sys.stderr, flush=True)
+        self.rows.append((figure, direct, gateway, target))
+
+    def run(self):
+        print("starting nginx, the streaming upstreams and redis-server", file=sys.stderr, flush=True)
+        self.start_upstreams()
+        print("starting the gateway", file=sys.stderr, flush=True)
+        nginx = "http://127.0.0.1:%d" % PORTS["nginx"]
+        gateway_url = "http://127.0.0.1:%d" % PORTS["gateway"]
+
+        gateway, ready_seconds, config = self.start_gateway("memory")
+        time.sleep(1)
+        idle = self.rss_mib(gateway.pid)
+        self.row("start-up to ready", "", "%.0f ms" % (ready_seconds * 1000), "<= 300 ms")
+        self.row("RSS idle", "", "%.1f MiB" % idle, "<= 30 MiB")
+
+        # Warm both paths (connection pools, allocator).
+        self.wrk(nginx, 4, UNIQUE_LUA, duration=2)
+        sent = self.wrk(gateway_url, 4, UNIQUE_LUA, duration=2)["requests"]
+
+        one_direct, one_gateway = self.wrk(nginx, 1, UNIQUE_LUA), self.wrk(gateway_url, 1, UNIQUE_LUA)
+        self.row("latency p50, 1 connection", "%.0f us" % one_direct["p50"], "%.0f us" % one_gateway["p50"])
+        self.row("latency p99, 1 connection", "%.0f us" % one_direct["p99"], "%.0f us" % one_gateway["p99"])
+        self.row("added latency p50 / p99", "", "%.0f us / %.0f us" % (one_gateway["p50"] - one_direct["p50"], one_gateway["p99"] - one_direct["p99"]),
+                 "<= 100 us / 1 ms")
+        sent += one_gateway["requests"]
+        for connections in (16, 64):
+            direct, through = self.wrk(nginx, connections, UNIQUE_LUA), self.wrk(gateway_url, connections, UNIQUE_LUA)
+            sent += through["requests"]
+            target = ">= 30% of direct" if connections == 16 else ""
+            self.row("throughput, %d connections" % connections, "%.0f req/s" % direct["rps"],
+                     "%.0f req/s (%.0f%%), %d non-2xx, %d socket errors" % (through["rps"], 100 * through["rps"] / direct["rps"], through["non2xx"], through["errors"]), target)
+            if connections == 64:
+                self.row("RSS after load (peak)", "", "%.1f MiB" % self.rss_mib(gateway.pid, "VmHWM"))
+
+        first_direct, gap_direct, gap99_direct = self.streams(PORTS["stream"], False)
+        first_gateway, gap_gateway, gap99_gateway = self.streams(PORTS["gateway"], True)
+        self.row("stream: first content chunk", "%.0f us" % first_direct, "%.0f us (+%.0f us)" % (first_gateway, first_gateway - first_direct))
+        self.row("stream: gap between chunks p50 / p99", "%.0f / %.0f us" % (gap_direct, gap99_direct),
+                 "%.0f / %.0f us (%+.0f / %+.0f us)" % (gap_gateway, gap99_gateway, gap_gateway - gap_direct, gap99_gateway - gap99_direct),
+                 "each chunk within 1 ms")
+        rss, opened = self.open_streams(gateway.pid, 1000)
+        self.row("RSS with 1,000 open streams", "", "%.1f MiB (%d of 1000 streaming)" % (rss, opened), "< 150 MiB")
+
+        hit = self.wrk(gateway_url, 1, SAME_LUA)
+        hit16 = self.wrk(gateway_url, 16, SAME_LUA)
+        self.row("cache hit (memory) p50 / p99, 1 connection", "", "%.0f us / %.0f us" % (hit["p50"], hit["p99"]), "p50 <= 150 us")
+        self.row("cache hit (memory), 16 connections", "", "%.0f req/s" % hit16["rps"])
+        sent += 10 + 1000 + hit["requests"] + hit16["requests"]
+        self.stop_gateway(gateway)
+        logged = self.logged_rows(config)
+        self.row("request log: rows / answers counted by clients", "", "%d / %d" % (logged, sent),
+                 "every request logged (rows may exceed answers: wrk stops with requests in flight)")
+
+        gateway, _, _ = self.start_gateway("redis")
+        self.wrk(gateway_url, 1, SAME_LUA, duration=1)
+        hit = self.wrk(gateway_url, 1, SAME_LUA)
+        hit16 = self.wrk(gateway_url, 16, SAME_LUA)
+        self.row("cache hit (Redis) p50 / p99, 1 connection", "", "%.0f us / %.0f us" % (hit["p50"], hit["p99"]))
+        self.row("cache hit (Redis), 16 connections", "", "%.0f req/s" % hit16["rps"])
+        self.stop_gateway(gateway)
+
+        if self.other:
+            other = self.wrk(self.other, 1, UNIQUE_LUA)
+            other16 = self.wrk(self.other, 16, UNIQUE_LUA)
+            self.row("other gateway (%s) p50 / p99, 1 connection" % self.other, "", "%.0f us / %.0f us" % (other["p50"], other["p99"]))
+            self.row("other gateway, 16 connections", "", "%.0f req/s" % other16["rps"])
+
+    def print_table(self):
+        header = ("figure", "direct to upstream", "through llm-gateway", "target")
+        widths = [max(len(str(row[index])) for row in [header] + self.rows) for index in range(4)]
+        for row in [header, tuple("-" * width for width in widths)] + self.rows:
+            print("| " + " | ".join(str(cell).ljust(widths[index]) for index, cell in enumerate(row)) + " |")
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(round(p / 100 * len(ordered) + 0.5)) - 1))]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("binary")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
+    parser.add_argument("--other", help="another gateway's base URL, already pointed at the same nginx upstream")
+    arguments = parser.parse_args()
+    bench = Bench(arguments.binary, arguments.duration, arguments.other)
+    try:
+        bench.run()
+    finally:
+        bench.stop_all()
+    bench.print_table()
+
+
+if __name__ == "__main__":
+    main()

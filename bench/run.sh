@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The benchmark harness: direct-to-upstream against through-the-gateway, in one run, one table.
+# Installs wrk and nginx-light from Debian if missing, builds the release binary (in .build-release, so debug builds
+# of the same checkout are not blocked), then runs bench/harness.py.
+#   bash bench/run.sh [--duration SECONDS] [--other URL]
+# BINARY=path skips the build (numbers from a debug binary are debug numbers).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+missing=$(for package in wrk nginx-light redis-server; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || echo "$package"; done)
+if [ -n "$missing" ]; then
+  $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
+fi
+if [ -n "${BINARY:-}" ]; then
+  binary=$BINARY
+else
+  swift build -c release --product llm-gateway --scratch-path .build-release
+  binary=.build-release/release/llm-gateway
+fi
+# A thousand open streams need two thousand sockets in the gateway and as many in the client.
+ulimit -n 16384 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); binary: $binary"
+python3 bench/harness.py "$binary" "$@"
