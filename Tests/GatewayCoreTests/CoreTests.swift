@@ -157,3 +157,24 @@ struct OpenAIAdapterTests {
         #expect(throws: GatewayError.self) { try translator.finish() }
     }
 }
+
+@Suite("JSON writing fast path")
+struct JSONWritingTests {
+    @Test(arguments: [
+        ("plain ascii", #""plain ascii""#), ("héllo ✓ 🙂", #""héllo ✓ 🙂""#), ("quote \" and \\", #""quote \" and \\""#),
+        ("line\u{2028}sep\u{2029}", #""line\u2028sep\u2029""#), ("en\u{2000}quad", "\"en\u{2000}quad\""), ("nl\nend", #""nl\nend""#),
+    ])
+    func stringsAreWrittenWithExactlyTheEscapesTheyNeed(text: String, expected: String) throws {
+        #expect(JSON.string(text).serialized() == expected)
+        #expect(try JSON.parse(expected) == JSON.string(text))
+    }
+
+    @Test func randomIDsUseTheWholeAlphabetAtTheRequestedLength() {
+        let ids = (0..<200).map { _ in RandomID.make(prefix: "req_", length: 24) }
+        #expect(Set(ids).count == 200)
+        #expect(ids.allSatisfy { $0.hasPrefix("req_") && $0.count == 28 })
+        let characters = Set(ids.flatMap { $0.dropFirst(4) })
+        #expect(characters.count > 55, "letters and digits all appear over 4,800 characters")
+        #expect(characters.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) })
+    }
+}

@@ -28,26 +28,26 @@ public final class LogLevelControl: Sendable {
 }
 
 /// Forwards to `inner`, with the level read from a `LogLevelControl` at every call.
+///
+/// Metadata is kept here and handed over only when a line is written: a request sets metadata on every request
+/// (request id, key), and the stream handler would format it at each set, logged or not.
 struct ControlledLogHandler<Inner: LogHandler>: LogHandler {
     var inner: Inner
     let control: LogLevelControl
+    var metadata: Logger.Metadata = [:]
 
     var logLevel: Logger.Level {
         get { control.level }
         set { control.level = newValue }
     }
 
-    var metadata: Logger.Metadata {
-        get { inner.metadata }
-        set { inner.metadata = newValue }
-    }
-
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { inner[metadataKey: key] }
-        set { inner[metadataKey: key] = newValue }
+        get { metadata[key] }
+        set { metadata[key] = newValue }
     }
 
     func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-        inner.log(level: level, message: message, metadata: metadata, source: source, file: file, function: function, line: line)
+        let merged = metadata.map { self.metadata.merging($0) { _, explicit in explicit } } ?? self.metadata
+        inner.log(level: level, message: message, metadata: merged, source: source, file: file, function: function, line: line)
     }
 }

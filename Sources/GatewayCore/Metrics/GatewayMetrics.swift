@@ -17,24 +17,25 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
         .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(120), .seconds(300),
     ]
 
+    /// Built once: a descriptor's `name` is assembled from its parts at each use.
     private static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(namespace: "llm_gateway", metricName: metric, unitName: unit, helpText: help)
     }
 
-    static var requests: MetricNameDescriptor { name("requests", "total", "Requests answered, by requested model, provider that answered and HTTP status.") }
-    static var duration: MetricNameDescriptor { name("request_duration", "seconds", "Time from a request's arrival to the end of its answer.") }
-    static var firstByte: MetricNameDescriptor { name("time_to_first_byte", "seconds", "Time from a request's arrival to the first byte of its answer.") }
-    static var tokens: MetricNameDescriptor { name("tokens", "total", "Tokens used, by model, provider and type (prompt, completion, cached).") }
-    static var cost: MetricNameDescriptor { name("cost_usd", "total", "What answers cost, in USD, by model and provider.") }
-    static var savedCost: MetricNameDescriptor { name("saved_cost_usd", "total", "What cache hits saved, in USD, by model.") }
-    static var cache: MetricNameDescriptor { name("cache_lookups", "total", "Cache lookups by result: hit, miss, bypass.") }
-    static var rateLimited: MetricNameDescriptor { name("rate_limited", "total", "Requests refused by a rate limit, by key.") }
-    static var failovers: MetricNameDescriptor { name("failovers", "total", "Answers given by a fallback, by the provider tried first and the one that answered.") }
-    static var circuit: MetricNameDescriptor { name("circuit_state", "", "Circuit breaker per provider: 0 closed, 1 half-open, 2 open.") }
-    static var inFlight: MetricNameDescriptor { name("in_flight", "requests", "Requests in flight to each provider.") }
-    static var reloads: MetricNameDescriptor { name("config_reloads", "total", "Configuration reloads by result: applied, unchanged, refused.") }
-    static var generation: MetricNameDescriptor { name("config_generation", "", "The configuration generation in force.") }
-    static var backendErrors: MetricNameDescriptor { name("backend_errors", "total", "Failed calls to a shared backend (redis cache, redis rate limiter), by backend.") }
+    nonisolated(unsafe) static let requests = name("requests", "total", "Requests answered, by requested model, provider that answered and HTTP status.")
+    nonisolated(unsafe) static let duration = name("request_duration", "seconds", "Time from a request's arrival to the end of its answer.")
+    nonisolated(unsafe) static let firstByte = name("time_to_first_byte", "seconds", "Time from a request's arrival to the first byte of its answer.")
+    nonisolated(unsafe) static let tokens = name("tokens", "total", "Tokens used, by model, provider and type (prompt, completion, cached).")
+    nonisolated(unsafe) static let cost = name("cost_usd", "total", "What answers cost, in USD, by model and provider.")
+    nonisolated(unsafe) static let savedCost = name("saved_cost_usd", "total", "What cache hits saved, in USD, by model.")
+    nonisolated(unsafe) static let cache = name("cache_lookups", "total", "Cache lookups by result: hit, miss, bypass.")
+    nonisolated(unsafe) static let rateLimited = name("rate_limited", "total", "Requests refused by a rate limit, by key.")
+    nonisolated(unsafe) static let failovers = name("failovers", "total", "Answers given by a fallback, by the provider tried first and the one that answered.")
+    nonisolated(unsafe) static let circuit = name("circuit_state", "", "Circuit breaker per provider: 0 closed, 1 half-open, 2 open.")
+    nonisolated(unsafe) static let inFlight = name("in_flight", "requests", "Requests in flight to each provider.")
+    nonisolated(unsafe) static let reloads = name("config_reloads", "total", "Configuration reloads by result: applied, unchanged, refused.")
+    nonisolated(unsafe) static let generation = name("config_generation", "", "The configuration generation in force.")
+    nonisolated(unsafe) static let backendErrors = name("backend_errors", "total", "Failed calls to a shared backend (redis cache, redis rate limiter), by backend.")
 
     /// Backend failures already counted, by backend: the outage logs keep running totals.
     private let countedBackendErrors = NIOLockedValueBox<[String: Int]>([:])

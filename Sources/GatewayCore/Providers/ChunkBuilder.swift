@@ -104,10 +104,16 @@ public enum RandomID {
 
     /// `prefix` followed by `length` random letters and digits.
     public static func make(prefix: String, length: Int = 24) -> String {
+        // Ten characters from each 64-bit random number (62^10 < 2^64): a few system calls, not one per character.
         var generator = SystemRandomNumberGenerator()
         var bytes = [UInt8]()
         bytes.reserveCapacity(length)
-        for _ in 0..<length { bytes.append(alphabet[Int(generator.next(upperBound: UInt64(alphabet.count)))]) }
+        var value: UInt64 = 0
+        for index in 0..<length {
+            if index % 10 == 0 { value = generator.next() }
+            bytes.append(alphabet[Int(value % UInt64(alphabet.count))])
+            value /= UInt64(alphabet.count)
+        }
         return prefix + String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -426,6 +426,12 @@ extension JSON {
 
     static func writeString(_ value: String, to output: inout String) {
         output += "\""
+        // Most strings need no escape: one pass over the UTF-8 bytes, then a single append.
+        guard needsEscaping(value) else {
+            output += value
+            output += "\""
+            return
+        }
         var pending = value.unicodeScalars.startIndex
         let scalars = value.unicodeScalars
         var index = scalars.startIndex
@@ -457,6 +463,20 @@ extension JSON {
         }
         output.unicodeScalars.append(contentsOf: scalars[pending..<scalars.endIndex])
         output += "\""
+    }
+}
+
+extension JSON {
+    /// Whether `value` holds a character JSON text must escape: a control character, `"`, `\\`, or U+2028 / U+2029
+    /// (escaped too, so the text is also valid JavaScript).
+    static func needsEscaping(_ value: String) -> Bool {
+        var previous: (UInt8, UInt8) = (0, 0)
+        for byte in value.utf8 {
+            if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return true }
+            if byte == 0xA8 || byte == 0xA9, previous == (0xE2, 0x80) { return true }
+            previous = (previous.1, byte)
+        }
+        return false
     }
 }
 
