@@ -325,7 +325,7 @@ request_log: {backend: sqlite, path: "%(log)s"}
         self.stop_gateway(gateway)
         logged = self.logged_rows(config)
         self.row("request log: rows / answers counted by clients", "", "%d / %d" % (logged, sent),
-                 "every request logged (rows may exceed answers: wrk stops with requests in flight)")
+                 "every request logged")  # rows may exceed answers: wrk stops with requests in flight
 
         gateway, _, _ = self.start_gateway("redis")
         self.wrk(gateway_url, 1, SAME_LUA, duration=1)
