@@ -319,6 +319,20 @@ struct CircuitBreakerTests {
         #expect(breakers.state(of: "p") == .closed)
     }
 
+    @Test func theWindowForgetsOutcomesOlderThanItself() {
+        var counts = WindowCounts()
+        let window = Duration.seconds(60)
+        for _ in 0..<5 { counts.add(failed: true, at: .seconds(1), window: window) }
+        for _ in 0..<3 { counts.add(failed: false, at: .seconds(30), window: window) }
+        #expect(counts.totals(at: .seconds(30), window: window) == (8, 5))
+        #expect(counts.totals(at: .seconds(59), window: window) == (8, 5))
+        // A minute and more after the failures they have left the window; the successes have not.
+        #expect(counts.totals(at: .seconds(66), window: window) == (3, 0))
+        counts.add(failed: true, at: .seconds(80), window: window)
+        #expect(counts.totals(at: .seconds(80), window: window) == (4, 1))
+        #expect(counts.totals(at: .seconds(200), window: window) == (0, 0))
+    }
+
     @Test func pickerPrefersTheLeastLoadedPerWeight() {
         var generator = SystemRandomNumberGenerator()
         let deployments = [Deployment(provider: "a", weight: 1), Deployment(provider: "b", weight: 4)]

@@ -31,22 +31,28 @@ public enum CircuitState: String, Sendable {
 /// A provider fails `consecutiveFailures` times in a row, or more than `errorRatio` of at least
 /// `minimumRequests` requests within `window`: its circuit opens and chains skip it for `coolDown`.
 /// Then exactly one request probes it; success closes the circuit, failure opens it again.
+///
+/// The window is counted in ten slices (`WindowCounts`), so recording an outcome costs the same at any
+/// request rate; the ratio covers the last nine to ten slices.
 public final class CircuitBreakers: Sendable {
     private struct Circuit {
         var state: CircuitState = .closed
         var consecutiveFailures = 0
         var openedUntil: ContinuousClock.Instant?
         var probeInFlight = false
-        /// Outcomes within the window: (time, failed).
-        var recent: [(at: ContinuousClock.Instant, failed: Bool)] = []
+        /// Outcomes within the window.
+        var recent = WindowCounts()
     }
 
     private let circuits = NIOLockedValueBox<[String: Circuit]>([:])
     private let now: @Sendable () -> ContinuousClock.Instant
+    /// Where the window's slices are counted from.
+    private let origin: ContinuousClock.Instant
 
     /// - Parameter now: the clock, replaceable in tests.
     public init(now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
         self.now = now
+        self.origin = now()
     }
 
     /// Whether a request may go to `provider` now. In the half-open state only the first caller is admitted.
@@ -74,32 +80,37 @@ public final class CircuitBreakers: Sendable {
     /// Records the outcome of a request that `admit` let through.
     public func record(_ provider: String, success: Bool, settings: CircuitBreakerSettings) {
         let now = self.now()
+        let elapsed = now - origin
         circuits.withLockedValue { circuits in
-            var circuit = circuits[provider] ?? Circuit()
-            defer { circuits[provider] = circuit }
-            circuit.recent.append((now, !success))
-            circuit.recent.removeAll { now - $0.at > settings.window }
-            if success {
-                circuit.consecutiveFailures = 0
-                if circuit.state != .closed {
-                    circuit.state = .closed
-                    circuit.probeInFlight = false
-                    circuit.openedUntil = nil
-                    circuit.recent.removeAll()
-                }
-                return
-            }
-            circuit.consecutiveFailures += 1
-            let failures = circuit.recent.filter(\.failed).count
-            let ratioTripped =
-                settings.errorRatio.map { ratio in
-                    circuit.recent.count >= settings.minimumRequests && Double(failures) / Double(circuit.recent.count) > ratio
-                } ?? false
-            if circuit.state == .halfOpen || circuit.consecutiveFailures >= settings.consecutiveFailures || ratioTripped {
-                circuit.state = .open
+            // Changed in place: a copy taken out of the dictionary would copy its counts at every request.
+            Self.record(&circuits[provider, default: Circuit()], success: success, now: now, elapsed: elapsed, settings: settings)
+        }
+    }
+
+    private static func record(
+        _ circuit: inout Circuit, success: Bool, now: ContinuousClock.Instant, elapsed: Duration, settings: CircuitBreakerSettings
+    ) {
+        circuit.recent.add(failed: !success, at: elapsed, window: settings.window)
+        if success {
+            circuit.consecutiveFailures = 0
+            if circuit.state != .closed {
+                circuit.state = .closed
                 circuit.probeInFlight = false
-                circuit.openedUntil = now + settings.coolDown
+                circuit.openedUntil = nil
+                circuit.recent = WindowCounts()
             }
+            return
+        }
+        circuit.consecutiveFailures += 1
+        let (total, failures) = circuit.recent.totals(at: elapsed, window: settings.window)
+        let ratioTripped =
+            settings.errorRatio.map { ratio in
+                total >= settings.minimumRequests && Double(failures) / Double(total) > ratio
+            } ?? false
+        if circuit.state == .halfOpen || circuit.consecutiveFailures >= settings.consecutiveFailures || ratioTripped {
+            circuit.state = .open
+            circuit.probeInFlight = false
+            circuit.openedUntil = now + settings.coolDown
         }
     }
 
@@ -120,5 +131,41 @@ public final class CircuitBreakers: Sendable {
             if circuit.state == .open, let until = circuit.openedUntil, now >= until { return .halfOpen }
             return circuit.state
         }
+    }
+}
+
+/// Requests and failures over a sliding window, counted in ten slices of a tenth of the window each.
+struct WindowCounts {
+    static let slices = 10
+    private var counts: [(slice: Int64, total: Int, failed: Int)] = []
+
+    /// The slice `elapsed` falls in, for a window of `window`.
+    private static func slice(_ elapsed: Duration, window: Duration) -> Int64 {
+        let width = max(window / slices, .nanoseconds(1))
+        return Int64(elapsed / width)
+    }
+
+    /// Counts one outcome at `elapsed` (time since the breakers' origin) and drops slices older than the window.
+    mutating func add(failed: Bool, at elapsed: Duration, window: Duration) {
+        let current = Self.slice(elapsed, window: window)
+        counts.removeAll { $0.slice <= current - Int64(Self.slices) }
+        if let last = counts.indices.last, counts[last].slice == current {
+            counts[last].total += 1
+            if failed { counts[last].failed += 1 }
+        } else {
+            counts.append((current, 1, failed ? 1 : 0))
+        }
+    }
+
+    /// Requests and failures within the window ending at `elapsed`.
+    func totals(at elapsed: Duration, window: Duration) -> (total: Int, failed: Int) {
+        let oldest = Self.slice(elapsed, window: window) - Int64(Self.slices) + 1
+        var total = 0
+        var failed = 0
+        for count in counts where count.slice >= oldest {
+            total += count.total
+            failed += count.failed
+        }
+        return (total, failed)
     }
 }
