@@ -317,6 +317,9 @@ request_log: {backend: sqlite, path: "%(log)s"}
         rss, opened = self.open_streams(gateway.pid, 1000)
         self.row("RSS with 1,000 open streams", "", "%.1f MiB (%d of 1000 streaming)" % (rss, opened), "< 150 MiB")
 
+        # Let the thousand streams' connections and request-log rows drain before timing cache hits.
+        time.sleep(5)
+        sent += self.wrk(gateway_url, 1, SAME_LUA, duration=2)["requests"]
         hit = self.wrk(gateway_url, 1, SAME_LUA)
         hit16 = self.wrk(gateway_url, 16, SAME_LUA)
         self.row("cache hit (memory) p50 / p99, 1 connection", "", "%.0f us / %.0f us" % (hit["p50"], hit["p99"]), "p50 <= 150 us")
