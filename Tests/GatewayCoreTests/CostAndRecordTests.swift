@@ -145,16 +145,7 @@ struct CostAndRecordTests {
         try await GatewayHarness.with(configure: { config in
             for index in config.providers.indices { config.providers[index].timeouts.idle = .seconds(20) }
         }) { gateway in
-            var request = HTTPClientRequest(url: gateway.baseURL + "/v1/chat/completions")
-            request.method = .POST
-            request.headers.add(name: "authorization", value: "Bearer \(GatewayHarness.clientKey)")
-            request.body = .bytes(ByteBuffer(string: #"{"model":"openai/stall-stream","stream":true,"messages":[{"role":"user","content":"hi"}]}"#))
-            let reader = Task {
-                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-                for try await _ in response.body { return true }
-                return false
-            }
-            #expect(try await reader.value)
+            #expect(try await gateway.readTheStartOfAStallingStreamThenLeave())
             let row = try #require(try await gateway.records.waitFor(1, timeout: .seconds(5)).first)
             #expect(row.statusCode == 499)
             #expect(row.stream)

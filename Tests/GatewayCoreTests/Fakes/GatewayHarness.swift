@@ -152,6 +152,18 @@ struct GatewayHarness: Sendable {
         return Reply(status: Int(response.status.code), headers: headers, body: String(buffer: body))
     }
 
+    /// Opens a stream the fake provider stalls after its first events, reads the first bytes and leaves (the
+    /// connection closes). Returns whether any bytes arrived.
+    func readTheStartOfAStallingStreamThenLeave() async throws -> Bool {
+        var request = HTTPClientRequest(url: baseURL + "/v1/chat/completions")
+        request.method = .POST
+        request.headers.add(name: "authorization", value: "Bearer \(GatewayHarness.clientKey)")
+        request.body = .bytes(ByteBuffer(string: #"{"model":"openai/stall-stream","stream":true,"messages":[{"role":"user","content":"hi"}]}"#))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        for try await _ in response.body { return true }
+        return false
+    }
+
     /// Sends `request` byte for byte over a fresh connection and returns everything the gateway sent back until
     /// it closed: status line, headers, chunk framing and trailers included.
     func raw(_ request: String) async throws -> String {
