@@ -197,6 +197,22 @@ struct GatewayEndToEndTests {
         }
     }
 
+    @Test func aChainOfUnconfiguredProvidersAnswers503NamingEveryVariable() async throws {
+        try await GatewayHarness.with(configure: { config in
+            var second = ProviderConfig(name: "mistral-eu", type: .openai, baseURL: "http://127.0.0.1:9/v1")
+            second.missingVariables = ["MISTRAL_EU_API_KEY"]
+            config.providers.append(second)
+            config.models["all-off"] = ModelConfig(name: "all-off", provider: "mistral", upstream: "m", fallbacks: ["mistral-eu/m"])
+        }) { gateway in
+            let reply = try await gateway.post(json: ["model": "all-off", "messages": [["role": "user", "content": "hi"]]])
+            #expect(reply.status == 503)
+            let message = reply.json?["error"]?["message"]?.stringValue ?? ""
+            #expect(message.contains("MISTRAL_API_KEY") && message.contains("MISTRAL_EU_API_KEY"))
+            #expect(!message.contains(".."))
+            #expect(reply.header("X-Attempts") == "2")
+        }
+    }
+
     @Test func providerSlashModelRoutesStraightToTheProvider() async throws {
         try await GatewayHarness.with { gateway in
             let reply = try await gateway.post(json: ["model": "openai/gpt-4.1", "messages": [["role": "user", "content": "hi"]]])

@@ -183,7 +183,8 @@ struct ChainReport {
     }
 
     mutating func fail(_ target: ResolvedModel, _ failure: AttemptFailure) {
-        lines.append("\(target.provider.name) (\(target.upstream)): \(failure.error.message)")
+        let reason = failure.error.message.hasSuffix(".") ? String(failure.error.message.dropLast()) : failure.error.message
+        lines.append("\(target.provider.name) (\(target.upstream)): \(reason)")
         failures.append(failure)
         providers.insert(target.provider.name)
     }
@@ -193,10 +194,11 @@ struct ChainReport {
         lines.append("the request's total timeout passed")
     }
 
-    /// One provider's single failure is answered as it is; anything more becomes 502, or 504 when all timed out.
+    /// One provider's single failure is answered as it is; a chain whose every provider is skipped or not
+    /// configured is 503; anything more becomes 502, or 504 when all timed out.
     func summary() -> GatewayError {
         if providers.count == 1, let last = failures.last, !timedOutOverall { return last.error }
-        if failures.isEmpty && !timedOutOverall {
+        if !timedOutOverall && failures.allSatisfy({ $0.error.code == GatewayError.providerUnavailable }) {
             return .unavailable("No provider could take the request for model '\(model)': " + lines.joined(separator: "; ") + ".")
         }
         let message = "All \(lines.count) attempts for model '\(model)' failed: " + lines.joined(separator: "; ") + "."

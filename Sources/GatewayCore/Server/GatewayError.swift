@@ -69,8 +69,11 @@ public struct GatewayError: Error, Sendable, Equatable, CustomStringConvertible 
 
     /// 503: the provider cannot be used right now (e.g. its key variable is unset).
     public static func unavailable(_ message: String) -> GatewayError {
-        GatewayError(status: 503, type: "service_unavailable", message: message, code: "provider_unavailable")
+        GatewayError(status: 503, type: "service_unavailable", message: message, code: providerUnavailable)
     }
+
+    /// The code of `unavailable`: no provider could take the request (not configured, circuit open).
+    static let providerUnavailable = "provider_unavailable"
 
     /// 502: the upstream answered something unusable or could not be reached.
     public static func badGateway(_ message: String, code: String? = "upstream_error") -> GatewayError {
