@@ -2,6 +2,8 @@ import ArgumentParser
 import GatewayCore
 import Logging
 import Metrics
+import NIOCore
+import NIOPosix
 import Prometheus
 
 #if canImport(Glibc)
@@ -16,6 +18,22 @@ struct LLMGateway: AsyncParsableCommand {
         version: GatewayVersion.current,
         subcommands: [Serve.self, Check.self, Ctl.self, Keys.self, Migrate.self, Stats.self],
         defaultSubcommand: nil)
+
+    /// Runs Swift concurrency on NIO's event loops before anything else starts, so a request's tasks, the server's
+    /// channels and the upstream clients' channels share two threads instead of hopping between two pools.
+    static func main() async {
+        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 struct ConfigOption: ParsableArguments {

@@ -1,4 +1,5 @@
 import Testing
+import NIOPosix
 @testable import GatewayCore
 
 @Suite("JSON")
@@ -176,5 +177,42 @@ struct JSONWritingTests {
         let characters = Set(ids.flatMap { $0.dropFirst(4) })
         #expect(characters.count > 55, "letters and digits all appear over 4,800 characters")
         #expect(characters.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) })
+    }
+}
+
+@Suite("Event-loop timers and per-loop clients", .timeLimit(.minutes(1)))
+struct LoopPlacementTests {
+    @Test func aLoopTimerSleepsAtLeastItsDuration() async throws {
+        let started = ContinuousClock.now
+        try await LoopTimer.sleep(for: .milliseconds(30))
+        #expect(ContinuousClock.now - started >= .milliseconds(30))
+    }
+
+    @Test func cancellingALoopTimerEndsTheSleepWithCancellationError() async throws {
+        let sleeper = Task { try await LoopTimer.sleep(for: .seconds(3600)) }
+        sleeper.cancel()
+        await #expect(throws: CancellationError.self) { try await sleeper.value }
+    }
+
+    @Test func aDeadlineCancelsWorkThatOutlivesIt() async throws {
+        await #expect(throws: DeadlineExceeded.self) {
+            try await withDeadline(.now + .milliseconds(20)) { try await LoopTimer.sleep(for: .seconds(3600)) }
+        }
+        #expect(try await withDeadline(.now + .seconds(60)) { 7 } == 7)
+    }
+
+    @Test func eachEventLoopGetsItsOwnClientForAProvider() async throws {
+        let clients = UpstreamClients()
+        defer { clients.shutdownSync() }
+        let provider = ProviderConfig(name: "local", type: .openai, baseURL: "http://127.0.0.1:9/v1")
+        var seen: [ObjectIdentifier] = []
+        for loop in MultiThreadedEventLoopGroup.singleton.makeIterator() {
+            let client = try await loop.submit { clients.client(for: provider) }.get()
+            #expect(client.eventLoopGroup === loop)
+            let again = try await loop.submit { clients.client(for: provider) }.get()
+            #expect(again === client)
+            seen.append(ObjectIdentifier(client))
+        }
+        #expect(Set(seen).count == seen.count)
     }
 }

@@ -143,7 +143,7 @@ public struct ChatRouter: Sendable {
                     let pause = backoff(retry: retry, retryAfter: failure.retryAfter, cap: provider.retryAfterMax, using: &generator)
                     guard ContinuousClock.now + pause < deadline else { break }
                     retry += 1
-                    try await Task.sleep(for: pause)
+                    try await LoopTimer.sleep(for: pause)
                     guard breakers.admit(provider.name, settings: provider.circuitBreaker) else {
                         report.skip(target.model, reason: "circuit open")
                         break

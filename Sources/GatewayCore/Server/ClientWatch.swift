@@ -14,7 +14,7 @@ enum ClientWatch {
         return try await withThrowingTaskGroup(of: Value?.self) { group in
             group.addTask { try await operation() }
             group.addTask {
-                while channel.isActive { try await Task.sleep(for: interval) }
+                while channel.isActive { try await LoopTimer.sleep(for: interval) }
                 return nil
             }
             defer { group.cancelAll() }

@@ -120,7 +120,7 @@ struct StreamRelay: Sendable {
             }
             let untilIdle = Duration.nanoseconds(wakeAt - now)
             let untilDeadline = ContinuousClock.now.duration(to: deadline)
-            try await Task.sleep(for: min(untilIdle, untilDeadline) + .milliseconds(1))
+            try await LoopTimer.sleep(for: min(untilIdle, untilDeadline) + .milliseconds(1))
         }
     }
 

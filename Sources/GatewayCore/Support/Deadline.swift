@@ -10,7 +10,7 @@ public func withDeadline<Value: Sendable>(
     try await withThrowingTaskGroup(of: Value.self) { group in
         group.addTask { try await operation() }
         group.addTask {
-            try await Task.sleep(until: deadline, clock: .continuous)
+            try await LoopTimer.sleep(until: deadline)
             throw DeadlineExceeded()
         }
         defer { group.cancelAll() }

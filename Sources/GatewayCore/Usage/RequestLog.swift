@@ -581,10 +581,7 @@ final class WakeSignal: Sendable {
 
     /// Returns at the next `notify()` (at once when one came since the last wait), after `timeout`, or on cancellation.
     func wait(timeout: Duration) async {
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            if !Task.isCancelled { self?.notify() }
-        }
+        let timer = LoopTimer.schedule(in: timeout) { [weak self] in self?.notify() }
         defer { timer.cancel() }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
