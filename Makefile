@@ -58,8 +58,9 @@ lint:
 build:
 	$(SWIFT) build
 
+# The Swift runtime and Foundation are linked in, so the installed binary runs on hosts without a Swift toolchain.
 release:
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --static-swift-stdlib
 
 install: release
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8 \

@@ -286,6 +286,27 @@ struct FailoverTests {
             #expect(gateway.anthropic.requests.isEmpty)
         }
     }
+
+    @Test func aStreamingClientThatLeavesBeforeTheFirstChunkCancelsPendingBackoff() async throws {
+        try await GatewayHarness.with(configure: { config in
+            config.providers[0].retries = 1
+            config.providers[0].retryAfterMax = .seconds(30)
+            Self.chain(&config, upstream: "gpt-4o-mini", fallbacks: ["anthropic/claude-haiku-4-5"])
+        }) { gateway in
+            gateway.openai.failNext(1, status: 429, retryAfter: "2")
+            let call = Task { try await gateway.post(json: ["model": "chain", "stream": true, "messages": Self.hello]) }
+            let waitStarted = ContinuousClock.now
+            while gateway.openai.requests.isEmpty, ContinuousClock.now - waitStarted < .seconds(10) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(gateway.openai.requests.count == 1)
+            call.cancel()
+            _ = try? await call.value
+            try await Task.sleep(for: .milliseconds(2500))
+            #expect(gateway.openai.requests.count == 1, "the stream's retry after the backoff must not happen")
+            #expect(gateway.anthropic.requests.isEmpty)
+        }
+    }
 }
 
 @Suite("Circuit breaker and deployment picker", .timeLimit(.minutes(2)))

@@ -3,7 +3,11 @@ public struct ResolvedModel: Sendable, Equatable {
     /// The name clients send.
     public var name: String
     /// The provider that serves it.
-    public var provider: ProviderConfig
+    public var provider: ProviderConfig {
+        get { sharedProvider.value }
+        set { sharedProvider = Shared(newValue) }
+    }
+    private var sharedProvider: Shared<ProviderConfig>
     /// The model id sent upstream.
     public var upstream: String
     /// Price per one million tokens, when known.
@@ -12,6 +16,17 @@ public struct ResolvedModel: Sendable, Equatable {
     public var fallbacks: [String]
     /// Providers sharing the load of this model; empty means `provider` alone.
     public var deployments: [Deployment] = []
+
+    public init(
+        name: String, provider: ProviderConfig, upstream: String, price: Price?, fallbacks: [String], deployments: [Deployment] = []
+    ) {
+        self.name = name
+        self.sharedProvider = Shared(provider)
+        self.upstream = upstream
+        self.price = price
+        self.fallbacks = fallbacks
+        self.deployments = deployments
+    }
 
     /// This model as served by `provider` (one of its deployments).
     public func served(by provider: ProviderConfig) -> ResolvedModel {

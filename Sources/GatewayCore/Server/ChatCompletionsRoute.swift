@@ -175,34 +175,35 @@ public struct ChatCompletionsRoute: Sendable {
         let router = self.router
         let cache = policy.store ? stores.cache : nil
         let logger = context.logger
-        let channel = context.channel
+        let watch = DisconnectWatch(channel: context.channel)
         let startedAt = context.startedAt
         let exchange = Task {
-            defer { output.finish() }
+            defer {
+                watch.stop()
+                output.finish()
+            }
             do {
-                let served = try await ClientWatch.cancellingOnDisconnect(channel) {
-                    try await router.run(chat, model: model, table: table, logger: logger) { opened, attempt in
-                        try await relay.relay(opened) {
-                            let elapsedMs = Int((ContinuousClock.now - startedAt).components.seconds * 1000 + (ContinuousClock.now - startedAt).components.attoseconds / 1_000_000_000_000_000)
-                            outcome?.update { fields in
-                                fields.deferred = true
-                                fields.ttfbMs = elapsedMs
-                                fields.servedModel = opened.model.upstream
-                                fields.provider = opened.model.provider.name
-                                fields.attempts = attempt.attempt
-                                let failedOver = opened.model.provider.name != attempt.original.provider.name || opened.model.upstream != attempt.original.upstream
-                                fields.failoverUsed = failedOver
-                                fields.originalProvider = failedOver ? attempt.original.provider.name : nil
-                            }
-                            var headers = baseHeaders
-                            headers.append(contentsOf: Self.routingHeaders(model: opened.model, original: attempt.original, attempts: attempt.attempt))
-                            headers[.contentType] = "text/event-stream"
-                            headers[.cacheControl] = "no-cache"
-                            let elapsed = ContinuousClock.now - startedAt
-                            headers[.latency] = String(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
-                            headers[.trailer] = "X-Cost-USD"
-                            delivery.deliver(.success(Response(status: .ok, headers: headers, body: Self.body(outputs, cost: finalCost))))
+                let served = try await router.run(chat, model: model, table: table, logger: logger) { opened, attempt in
+                    try await relay.relay(opened) {
+                        let elapsedMs = Int((ContinuousClock.now - startedAt).components.seconds * 1000 + (ContinuousClock.now - startedAt).components.attoseconds / 1_000_000_000_000_000)
+                        outcome?.update { fields in
+                            fields.deferred = true
+                            fields.ttfbMs = elapsedMs
+                            fields.servedModel = opened.model.upstream
+                            fields.provider = opened.model.provider.name
+                            fields.attempts = attempt.attempt
+                            let failedOver = opened.model.provider.name != attempt.original.provider.name || opened.model.upstream != attempt.original.upstream
+                            fields.failoverUsed = failedOver
+                            fields.originalProvider = failedOver ? attempt.original.provider.name : nil
                         }
+                        var headers = baseHeaders
+                        headers.append(contentsOf: Self.routingHeaders(model: opened.model, original: attempt.original, attempts: attempt.attempt))
+                        headers[.contentType] = "text/event-stream"
+                        headers[.cacheControl] = "no-cache"
+                        let elapsed = ContinuousClock.now - startedAt
+                        headers[.latency] = String(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+                        headers[.trailer] = "X-Cost-USD"
+                        delivery.deliver(.success(Response(status: .ok, headers: headers, body: Self.body(outputs, cost: finalCost))))
                     }
                 }
                 delivery.deliver(.failure(GatewayError.badGateway("The provider's stream ended without any content.")))
@@ -239,6 +240,7 @@ public struct ChatCompletionsRoute: Sendable {
                 }
             }
         }
+        watch.start { exchange.cancel() }
         output.onTermination = { _ in exchange.cancel() }
         return try await withTaskCancellationHandler {
             try await delivery.wait()

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// Cancels work when the client's connection closes, without consuming the request stream
@@ -21,6 +22,53 @@ enum ClientWatch {
             guard let value = try await group.next()! else { throw CancellationError() }
             return value
         }
+    }
+}
+
+/// Cancels a task when the client's connection closes, from a timer on the connection's event loop: no task
+/// of its own, so an open stream does not keep a watcher task (and its memory) alive beside it.
+///
+/// ```swift
+/// let watch = DisconnectWatch(channel: context.channel)
+/// let work = Task { defer { watch.stop() }; ... }
+/// watch.start { work.cancel() }
+/// ```
+final class DisconnectWatch: Sendable {
+    private struct State {
+        var stopped = false
+        var timer: RepeatedTask?
+    }
+
+    private let channel: (any Channel)?
+    private let state = NIOLockedValueBox(State())
+
+    init(channel: (any Channel)?) {
+        self.channel = channel
+    }
+
+    /// Looks at the connection every `ClientWatch.interval` and calls `onClose` once when it has closed; does
+    /// nothing after `stop()`.
+    func start(onClose: @escaping @Sendable () -> Void) {
+        guard let channel else { return }
+        state.withLockedValue { state in
+            guard !state.stopped else { return }
+            let interval = TimeAmount(ClientWatch.interval)
+            state.timer = channel.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { timer in
+                guard !channel.isActive else { return }
+                timer.cancel()
+                onClose()
+            }
+        }
+    }
+
+    /// Stops looking.
+    func stop() {
+        let timer = state.withLockedValue { state -> RepeatedTask? in
+            state.stopped = true
+            defer { state.timer = nil }
+            return state.timer
+        }
+        timer?.cancel()
     }
 }
 

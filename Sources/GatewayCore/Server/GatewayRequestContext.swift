@@ -11,7 +11,11 @@ public struct GatewayRequestContext: RequestContext {
     /// The configuration this request runs under, taken once at its start.
     public var snapshot: ConfigSnapshot?
     /// The authenticated key, set by `AuthMiddleware`.
-    public var key: KeyConfig?
+    public var key: KeyConfig? {
+        get { sharedKey?.value }
+        set { sharedKey = newValue.map(Shared.init) }
+    }
+    private var sharedKey: Shared<KeyConfig>?
     /// What is known about the request so far, for its request-log row.
     var outcome: RequestOutcome?
     /// The client's connection, watched to cancel work when it closes.
