@@ -58,9 +58,10 @@ lint:
 build:
 	$(SWIFT) build
 
-# The Swift runtime and Foundation are linked in, so the installed binary runs on hosts without a Swift toolchain.
+# Linked against the toolchain's Swift runtime (not --static-swift-stdlib): NIO runs Swift concurrency on its event
+# loops through a runtime hook that a statically linked runtime does not export.
 release:
-	$(SWIFT) build -c release --static-swift-stdlib
+	$(SWIFT) build -c release
 
 install: release
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8 \

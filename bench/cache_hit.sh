@@ -11,7 +11,7 @@ count=${1:-2000}
 if [ -n "${BINARY:-}" ]; then
   binary=$BINARY
 else
-  swift build -c release --static-swift-stdlib --product llm-gateway --scratch-path .build-release >/dev/null
+  swift build -c release --product llm-gateway --scratch-path .build-release >/dev/null
   binary=.build-release/release/llm-gateway
 fi
 work=$(mktemp -d)

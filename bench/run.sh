@@ -15,7 +15,7 @@ fi
 if [ -n "${BINARY:-}" ]; then
   binary=$BINARY
 else
-  swift build -c release --static-swift-stdlib --product llm-gateway --scratch-path .build-release
+  swift build -c release --product llm-gateway --scratch-path .build-release
   binary=.build-release/release/llm-gateway
 fi
 # A thousand open streams need two thousand sockets in the gateway and as many in the client.

@@ -2,8 +2,6 @@ import ArgumentParser
 import GatewayCore
 import Logging
 import Metrics
-import NIOCore
-import NIOPosix
 import Prometheus
 
 #if canImport(Glibc)
@@ -19,10 +17,9 @@ struct LLMGateway: AsyncParsableCommand {
         subcommands: [Serve.self, Check.self, Ctl.self, Keys.self, Migrate.self, Stats.self],
         defaultSubcommand: nil)
 
-    /// Runs Swift concurrency on NIO's event loops before anything else starts, so a request's tasks, the server's
-    /// channels and the upstream clients' channels share two threads instead of hopping between two pools.
+    /// Runs Swift concurrency on NIO's event loops before anything else starts (see `TaskPlacement`).
     static func main() async {
-        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        TaskPlacement.runOnEventLoops()
         do {
             var command = try parseAsRoot()
             if var asynchronous = command as? any AsyncParsableCommand {
@@ -75,6 +72,9 @@ struct Serve: AsyncParsableCommand {
         let level = LogLevelControl(Logger.Level(rawValue: config.logging.level) ?? .info)
         let logger = Logger(label: "llm-gateway") { level.handler(label: $0) }
         logger.notice("starting", metadata: ["version": "\(GatewayVersion.current)", "config": "\(path)"])
+        if !TaskPlacement.onEventLoops {
+            logger.warning("Swift concurrency could not be moved onto the event loops; requests pay a thread switch at every step")
+        }
         let log = try await openStoreOrExit(config).map { RequestLog(store: $0, config: config, logger: logger) }
         let gateway = try Gateway(
             config: config, logger: logger, requestLog: log, sourceSHA256: loaded.sourceSHA256,

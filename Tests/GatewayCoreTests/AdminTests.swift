@@ -70,6 +70,7 @@ struct AdminTests {
             let status = try await Self.get(daemon, "/status")
             #expect(status["pid"]?.intValue == Int(daemon.pid))
             #expect(status["version"]?.stringValue == GatewayVersion.current)
+            #expect(status["tasks"]?.stringValue == "event-loops", "the daemon runs Swift concurrency on NIO's event loops")
             #expect(status["config"]?["generation"]?.intValue == 1)
             #expect(status["config"]?["path"]?.stringValue == daemon.configPath)
             #expect(status["config"]?["sha256"]?.stringValue?.count == 64)

@@ -130,6 +130,14 @@ final class ManualClock: Sendable {
         answer.approximateBytes + key.utf8.count
     }
 
+    @Test(arguments: [0, 100, 100_000])
+    func anAnswersCountedSizeCoversWhatItEncodesTo(padding: Int) {
+        let answer = Self.answer("a reply with \u{e9}", padding: padding)
+        let encoded = answer.encoded().count
+        #expect(answer.approximateBytes >= encoded)
+        #expect(answer.approximateBytes <= encoded * 2)
+    }
+
     @Test func storesAndFindsAnswers() async {
         let cache = MemoryCache(maxEntries: 10, maxBytes: 1 << 20)
         await cache.set("a", Self.answer("one"), ttl: .seconds(60))

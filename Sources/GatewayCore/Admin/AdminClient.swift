@@ -51,6 +51,7 @@ public enum AdminReport {
             ["uptime", json["uptime_seconds"]?.intValue.map { Units.format(.seconds($0)) } ?? "-"],
             ["started", text(json["started_at"])],
             ["ready", text(json["ready"])],
+            ["tasks", text(json["tasks"])],
             ["config", text(json["config"]?["path"])],
             ["generation", text(json["config"]?["generation"])],
             ["sha256", text(json["config"]?["sha256"])],

@@ -35,6 +35,7 @@ struct AdminRoutes: Sendable {
             "uptime_seconds": .int(uptime.components.seconds),
             "started_at": .string(UnixTime.iso8601(micros: gateway.startedAtMicros)),
             "ready": .bool(gateway.readiness.isReady),
+            "tasks": .string(TaskPlacement.onEventLoops ? "event-loops" : "thread-pool"),
             "config": [
                 "path": reloader.map { .string($0.path) } ?? .null,
                 "generation": .int(Int64(snapshot.generation)),

@@ -33,7 +33,12 @@ public struct CachedAnswer: Sendable, Equatable {
     }
 
     /// Bytes this entry takes in a memory cache (approximately).
-    public var approximateBytes: Int { encoded().count }
+    ///
+    /// Counted from the values (see `JSON.approximateByteCount`) rather than by encoding the answer, which
+    /// every store did once per cache miss.
+    public var approximateBytes: Int {
+        completion.approximateByteCount + providerType.utf8.count + upstreamModel.utf8.count + 64
+    }
 }
 
 /// Where cached answers live: in this process, or in Redis shared by several gateways.

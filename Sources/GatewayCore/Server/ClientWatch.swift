@@ -7,20 +7,18 @@ enum ClientWatch {
     /// How often the connection is looked at.
     static let interval: Duration = .milliseconds(200)
 
-    /// Runs `operation`; if `channel` closes first, cancels it and throws `CancellationError`.
+    /// Runs `operation` in a task of its own; if `channel` closes first, cancels it and throws `CancellationError`
+    /// once it has stopped.
     static func cancellingOnDisconnect<Value: Sendable>(
         _ channel: (any Channel)?, _ operation: @escaping @Sendable () async throws -> Value
     ) async throws -> Value {
         guard let channel else { return try await operation() }
-        return try await withThrowingTaskGroup(of: Value?.self) { group in
-            group.addTask { try await operation() }
-            group.addTask {
-                while channel.isActive { try await LoopTimer.sleep(for: interval) }
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let value = try await group.next()! else { throw CancellationError() }
-            return value
+        return try await withOutsideCancellation(throwing: CancellationError()) { cancel in
+            let watch = DisconnectWatch(channel: channel)
+            watch.start(onClose: cancel)
+            return { watch.stop() }
+        } operation: {
+            try await operation()
         }
     }
 }

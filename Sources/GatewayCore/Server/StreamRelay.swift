@@ -62,29 +62,36 @@ struct StreamRelay: Sendable {
             observe?(held)
             output.yield(Self.frames(held))
         }
+        let reader = Task {
+            var translator = opened.adapter.makeStreamTranslator(model: requestedModel, includeUsage: includeUsage)
+            var parser = ServerSentEventParser()
+            for try await chunk in opened.response.body {
+                lastRead.store(Self.nowNanoseconds(), ordering: .relaxed)
+                var payloads: [String] = []
+                for event in try parser.feed(chunk.readableBytesView) { payloads += try translator.consume(event) }
+                hand(payloads, false)
+            }
+            var payloads: [String] = []
+            for event in parser.finish() { payloads += try translator.consume(event) }
+            payloads += try translator.finish()
+            hand(payloads, true)
+            return translator.usage
+        }
+        let watchdog = StreamWatchdog(
+            lastRead: lastRead, idle: provider.timeouts.idle, deadline: opened.deadline, provider: provider.name
+        ) { reader.cancel() }
+        defer { watchdog.stop() }
         do {
-            let usage = try await withThrowingTaskGroup(of: Usage?.self) { group in
-                group.addTask {
-                    var translator = opened.adapter.makeStreamTranslator(model: requestedModel, includeUsage: includeUsage)
-                    var parser = ServerSentEventParser()
-                    for try await chunk in opened.response.body {
-                        lastRead.store(Self.nowNanoseconds(), ordering: .relaxed)
-                        var payloads: [String] = []
-                        for event in try parser.feed(chunk.readableBytesView) { payloads += try translator.consume(event) }
-                        hand(payloads, false)
-                    }
-                    var payloads: [String] = []
-                    for event in parser.finish() { payloads += try translator.consume(event) }
-                    payloads += try translator.finish()
-                    hand(payloads, true)
-                    return translator.usage
+            let usage = try await withTaskCancellationHandler {
+                do {
+                    return try await reader.value
+                } catch {
+                    // The watchdog's cancellation surfaces as whatever the read threw; say why it happened.
+                    if let timeout = watchdog.timeout { throw timeout }
+                    throw error
                 }
-                group.addTask {
-                    try await Self.watch(lastRead: lastRead, idle: provider.timeouts.idle, deadline: opened.deadline, provider: provider.name)
-                    return nil
-                }
-                defer { group.cancelAll() }
-                return try await group.next()!
+            } onCancel: {
+                reader.cancel()
             }
             return .complete(usage)
         } catch {
@@ -104,27 +111,7 @@ struct StreamRelay: Sendable {
         }
     }
 
-    /// Throws once no data has arrived for `idle`, or `deadline` has passed.
-    private static func watch(lastRead: ManagedAtomic<Int64>, idle: Duration, deadline: ContinuousClock.Instant, provider: String)
-        async throws
-    {
-        let idleNanoseconds = idle.components.seconds * 1_000_000_000 + idle.components.attoseconds / 1_000_000_000
-        while true {
-            let wakeAt = lastRead.load(ordering: .relaxed) + idleNanoseconds
-            let now = nowNanoseconds()
-            if ContinuousClock.now >= deadline {
-                throw GatewayError.gatewayTimeout("Provider '\(provider)' did not finish the stream within the request's total timeout.")
-            }
-            if now >= wakeAt {
-                throw GatewayError.gatewayTimeout("Provider '\(provider)' sent nothing for longer than its idle timeout (\(Units.format(idle))).")
-            }
-            let untilIdle = Duration.nanoseconds(wakeAt - now)
-            let untilDeadline = ContinuousClock.now.duration(to: deadline)
-            try await LoopTimer.sleep(for: min(untilIdle, untilDeadline) + .milliseconds(1))
-        }
-    }
-
-    private static func nowNanoseconds() -> Int64 {
+    static func nowNanoseconds() -> Int64 {
         var spec = timespec()
         clock_gettime(CLOCK_MONOTONIC, &spec)
         return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
@@ -149,5 +136,74 @@ struct StreamRelay: Sendable {
             buffer.writeString("\n\n")
         }
         return buffer
+    }
+}
+
+/// Ends a stream that stalls or overruns: a timer on an event loop, re-armed for the next moment the stream could
+/// go idle, that calls `expire` once no data has arrived for `idle` or `deadline` has passed. No task of its own,
+/// so an open stream keeps no watcher task (and its memory) beside it.
+final class StreamWatchdog: Sendable {
+    private struct State {
+        var stopped = false
+        var timer: Scheduled<Void>?
+        var timeout: GatewayError?
+    }
+
+    private let lastRead: ManagedAtomic<Int64>
+    private let idleNanoseconds: Int64
+    private let deadline: ContinuousClock.Instant
+    private let idle: Duration
+    private let provider: String
+    private let expire: @Sendable () -> Void
+    private let state = NIOLockedValueBox(State())
+
+    /// Starts watching; `lastRead` holds `StreamRelay.nowNanoseconds()` of the latest read.
+    init(
+        lastRead: ManagedAtomic<Int64>, idle: Duration, deadline: ContinuousClock.Instant, provider: String,
+        expire: @escaping @Sendable () -> Void
+    ) {
+        self.lastRead = lastRead
+        self.idle = idle
+        self.idleNanoseconds = idle.components.seconds * 1_000_000_000 + idle.components.attoseconds / 1_000_000_000
+        self.deadline = deadline
+        self.provider = provider
+        self.expire = expire
+        check()
+    }
+
+    /// Why the stream was ended, once it was.
+    var timeout: GatewayError? { state.withLockedValue { $0.timeout } }
+
+    /// Stops watching.
+    func stop() {
+        let timer = state.withLockedValue { state -> Scheduled<Void>? in
+            state.stopped = true
+            defer { state.timer = nil }
+            return state.timer
+        }
+        timer?.cancel()
+    }
+
+    private func check() {
+        let now = StreamRelay.nowNanoseconds()
+        let idleAt = lastRead.load(ordering: .relaxed) + idleNanoseconds
+        var timeout: GatewayError?
+        if ContinuousClock.now >= deadline {
+            timeout = .gatewayTimeout("Provider '\(provider)' did not finish the stream within the request's total timeout.")
+        } else if now >= idleAt {
+            timeout = .gatewayTimeout("Provider '\(provider)' sent nothing for longer than its idle timeout (\(Units.format(idle))).")
+        }
+        let wait = min(Duration.nanoseconds(idleAt - now), ContinuousClock.now.duration(to: deadline)) + .milliseconds(1)
+        let expired: Bool = state.withLockedValue { state in
+            guard !state.stopped else { return false }
+            if let timeout {
+                state.timeout = timeout
+                state.stopped = true
+                return true
+            }
+            state.timer = LoopTimer.schedule(in: wait) { [weak self] in self?.check() }
+            return false
+        }
+        if expired { expire() }
     }
 }

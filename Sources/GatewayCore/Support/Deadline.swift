@@ -1,20 +1,50 @@
+import Atomics
 import NIOCore
 
 /// Thrown by `withDeadline` when the deadline passes first.
 public struct DeadlineExceeded: Error, Sendable {}
 
 /// Runs `operation`, cancelling it and throwing `DeadlineExceeded` if it is not done by `deadline`.
+///
+/// An event-loop timer cancels it at the deadline: one task and one timer, where racing a sleeping task in a
+/// group took two tasks and a group.
 public func withDeadline<Value: Sendable>(
     _ deadline: ContinuousClock.Instant, _ operation: @escaping @Sendable () async throws -> Value
 ) async throws -> Value {
-    try await withThrowingTaskGroup(of: Value.self) { group in
-        group.addTask { try await operation() }
-        group.addTask {
-            try await LoopTimer.sleep(until: deadline)
-            throw DeadlineExceeded()
+    try await withOutsideCancellation(throwing: DeadlineExceeded()) { cancel in
+        let timer = LoopTimer.schedule(in: ContinuousClock.now.duration(to: deadline), cancel)
+        return { timer.cancel() }
+    } operation: {
+        try await operation()
+    }
+}
+
+/// Runs `operation` in a task of its own that something outside can cancel (a timer, a closed connection).
+///
+/// `start` receives the action that cancels the task and returns what stops it from being called; it is stopped
+/// when the task ends. When that cancellation came, `reason` is thrown once the task has stopped, instead of
+/// whatever the task threw.
+func withOutsideCancellation<Value: Sendable>(
+    throwing reason: @autoclosure () -> any Error,
+    start: (_ cancel: @escaping @Sendable () -> Void) -> () -> Void,
+    operation: @escaping @Sendable () async throws -> Value
+) async throws -> Value {
+    let cancelled = ManagedAtomic(false)
+    let task = Task { try await operation() }
+    let stop = start {
+        cancelled.store(true, ordering: .relaxed)
+        task.cancel()
+    }
+    defer { stop() }
+    do {
+        return try await withTaskCancellationHandler {
+            try await task.value
+        } onCancel: {
+            task.cancel()
         }
-        defer { group.cancelAll() }
-        return try await group.next()!
+    } catch {
+        if cancelled.load(ordering: .relaxed) { throw reason() }
+        throw error
     }
 }
 
