@@ -104,17 +104,26 @@ public enum RandomID {
 
     /// `prefix` followed by `length` random letters and digits.
     public static func make(prefix: String, length: Int = 24) -> String {
-        // Ten characters from each 64-bit random number (62^10 < 2^64): a few system calls, not one per character.
-        var generator = SystemRandomNumberGenerator()
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(length)
-        var value: UInt64 = 0
-        for index in 0..<length {
-            if index % 10 == 0 { value = generator.next() }
-            bytes.append(alphabet[Int(value % UInt64(alphabet.count))])
-            value /= UInt64(alphabet.count)
+        guard length > 0 else { return prefix }
+        // Ten characters from each 64-bit random number (62^10 < 2^64), all numbers from one system call:
+        // SystemRandomNumberGenerator makes one per number, and every request gets an id.
+        return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: (length + 9) / 10) { words in
+            fillRandom(UnsafeMutableRawBufferPointer(words))
+            var bytes = [UInt8]()
+            bytes.reserveCapacity(length)
+            var value: UInt64 = 0
+            for index in 0..<length {
+                if index % 10 == 0 { value = words[index / 10] }
+                bytes.append(alphabet[Int(value % UInt64(alphabet.count))])
+                value /= UInt64(alphabet.count)
+            }
+            return prefix + String(decoding: bytes, as: UTF8.self)
         }
-        return prefix + String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Fills `buffer` with random bytes in one call to the C library (`arc4random_buf`, one getrandom call).
+    private static func fillRandom(_ buffer: UnsafeMutableRawBufferPointer) {
+        arc4random_buf(buffer.baseAddress!, buffer.count)
     }
 }
 
