@@ -98,7 +98,22 @@ public struct ChatCompletionsRoute: Sendable {
                 await gate.settle(admission, usage: usage, logger: context.logger)
             }
         }
+        return try await complete(
+            chat, model: model, snapshot: snapshot, context: context, headers: headers, policy: policy, cacheKey: cacheKey, gate: gate,
+            admission: admission)
+    }
 
+    /// A non-streamed answer: from the chain, or shared with an identical request already under way.
+    ///
+    /// Not inlined into `handle`, nor is `stream`: a task keeps the memory of its largest async frame for as long
+    /// as it lives, and a connection's task would otherwise carry both paths' locals through every open stream.
+    @inline(never)
+    private func complete(
+        _ chat: ChatRequest, model: ResolvedModel, snapshot: ConfigSnapshot, context: GatewayRequestContext, headers: HTTPFields,
+        policy: CachePolicy, cacheKey: String, gate: RateLimitGate, admission: RateLimitGate.Admission?
+    ) async throws -> Response {
+        var headers = headers
+        let outcome = context.outcome
         let router = self.router
         let cache = policy.store ? stores.cache : nil
         let logger = context.logger
@@ -153,6 +168,7 @@ public struct ChatCompletionsRoute: Sendable {
     /// Streams: the chain runs in its own task, which hands the response over once the first chunks are ready
     /// and keeps relaying after that. The client leaving cancels it, whatever it is doing. A complete stream is
     /// assembled into a completion and cached.
+    @inline(never)
     private func stream(
         _ chat: ChatRequest, model: ResolvedModel, table: ModelTable, context: GatewayRequestContext, headers baseHeaders: HTTPFields,
         policy: CachePolicy, cacheKey: String, settle: @escaping @Sendable (Usage?) async -> Void
