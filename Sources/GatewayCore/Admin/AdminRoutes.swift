@@ -20,7 +20,7 @@ struct AdminRoutes: Sendable {
         router.get("keys") { _, _ in Response.json(keys()) }
         router.get("cache") { _, _ in Response.json(cache()) }
         router.post("cache/flush") { _, _ in await flush() }
-        router.post("reload") { _, _ in reload() }
+        router.post("reload") { _, _ in await reload() }
         router.get("metrics") { _, _ in Response.metrics(gateway.metrics.exposition(for: gateway)) }
     }
 
@@ -149,11 +149,11 @@ struct AdminRoutes: Sendable {
         return .json(["flushed": .int(Int64(flushed)), "backend": .string(gateway.stores.memoryCache != nil ? "memory" : "redis")])
     }
 
-    func reload() -> Response {
+    func reload() async -> Response {
         guard let reloader else {
             return .json(["error": ["message": "This gateway was started without a configuration file to reload.", "type": "invalid_request_error"]], status: 409)
         }
-        let outcome = reloader.reload()
+        let outcome = await reloader.reloadOffLoop()
         return .json(Self.json(outcome), status: outcome.result == .refused ? 422 : 200)
     }
 }

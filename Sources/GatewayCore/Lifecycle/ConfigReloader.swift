@@ -65,6 +65,13 @@ public final class ConfigReloader: Sendable {
         }
     }
 
+    /// `reload()` on NIO's thread pool: it reads and parses the file under a lock, which an event loop (where the
+    /// daemon's tasks run) must not wait for.
+    @discardableResult
+    public func reloadOffLoop() async -> ReloadOutcome {
+        (try? await onThreadPool { self.reload() }) ?? reload()
+    }
+
     private func apply() -> ReloadOutcome {
         let logger = gateway.logger
         let old = gateway.store.snapshot
@@ -112,7 +119,7 @@ struct ReloadOnSignal: Service {
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         for await _ in signals.cancelOnGracefulShutdown() {
-            reloader.reload()
+            await reloader.reloadOffLoop()
         }
     }
 }

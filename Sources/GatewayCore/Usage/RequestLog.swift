@@ -143,7 +143,7 @@ public final class RequestLog: Service, RequestRecordSink {
     /// One pass: make sure the schema exists, write the queue batch by batch, replay the spool.
     private func cycle(force: Bool) async {
         guard await storeUsable(force: force) else {
-            spoolRecords(takeAll())
+            await spoolOffLoop(takeAll())
             return
         }
         while true {
@@ -155,7 +155,7 @@ public final class RequestLog: Service, RequestRecordSink {
                 storeSucceeded()
             } catch {
                 storeFailed(error)
-                spoolRecords(batch + takeAll())
+                await spoolOffLoop(batch + takeAll())
                 return
             }
         }
@@ -182,7 +182,7 @@ public final class RequestLog: Service, RequestRecordSink {
     private func replaySpool() async {
         let end: Int
         do {
-            end = try spool.size()
+            end = try await onThreadPool { [spool] in try spool.size() }
         } catch {
             logger.error("cannot read the request log spool", metadata: ["path": "\(spool.path)", "error": "\(error)"])
             return
@@ -193,7 +193,7 @@ public final class RequestLog: Service, RequestRecordSink {
         while offset < end {
             let chunk: RequestSpool.Chunk
             do {
-                chunk = try spool.read(from: offset, upTo: end, limit: batchSize)
+                chunk = try await onThreadPool { [spool, batchSize, offset] in try spool.read(from: offset, upTo: end, limit: batchSize) }
             } catch {
                 logger.error("cannot read the request log spool", metadata: ["path": "\(spool.path)", "error": "\(error)"])
                 return
@@ -215,7 +215,7 @@ public final class RequestLog: Service, RequestRecordSink {
         }
         storeSucceeded()
         do {
-            try spool.discard(prefix: end)
+            try await onThreadPool { [spool] in try spool.discard(prefix: end) }
             logger.notice("replayed the request log spool", metadata: ["rows": "\(replayed)"])
         } catch {
             logger.error("cannot empty the request log spool", metadata: ["path": "\(spool.path)", "error": "\(error)"])
@@ -233,7 +233,7 @@ public final class RequestLog: Service, RequestRecordSink {
         var usable = self.health.withLockedValue { $0.migrated }
         if !usable { usable = (try? await store.migrate()) != nil }
         guard usable else {
-            spoolRecords(batch)
+            await spoolOffLoop(batch)
             return
         }
         for start in stride(from: 0, to: batch.count, by: batchSize) {
@@ -243,7 +243,7 @@ public final class RequestLog: Service, RequestRecordSink {
                 writtenCount.wrappingIncrement(by: slice.count, ordering: .relaxed)
             } catch {
                 storeFailed(error)
-                spoolRecords(Array(batch[start...]))
+                await spoolOffLoop(Array(batch[start...]))
                 return
             }
         }
@@ -266,6 +266,13 @@ public final class RequestLog: Service, RequestRecordSink {
         }
     }
 
+    /// Appends to the spool (which fsyncs) on the thread pool: the writer's task runs on an event loop.
+    private func spoolOffLoop(_ records: [RequestRecord]) async {
+        guard !records.isEmpty else { return }
+        _ = try? await onThreadPool { self.spoolRecords(records) }
+    }
+
+    /// Appends to the spool here and now; `record(_:)` calls it only when the queue is full or closed.
     private func spoolRecords(_ records: [RequestRecord]) {
         guard !records.isEmpty else { return }
         do {
