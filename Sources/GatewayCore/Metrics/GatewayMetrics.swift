@@ -40,6 +40,23 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
     /// Backend failures already counted, by backend: the outage logs keep running totals.
     private let countedBackendErrors = NIOLockedValueBox<[String: Int]>([:])
 
+    /// A series of one family by its label values, in the family's label order.
+    private struct SeriesKey: Hashable {
+        var family: Family
+        var first: String
+        var second: String = ""
+        var third: String = ""
+    }
+
+    private enum Family: Hashable {
+        case requests, duration, firstByte, tokens, cost, cache
+    }
+
+    /// The series every request records, found here by their label values: the registry's own lookup builds
+    /// label arrays and name strings at every call, which profiles showed on every request.
+    private let counters = NIOLockedValueBox<[SeriesKey: Counter]>([:])
+    private let histograms = NIOLockedValueBox<[SeriesKey: DurationHistogram]>([:])
+
     public init() {
         // Register the families without labels up front, so a scrape shows them before the first event.
         _ = registry.makeGauge(descriptor: Self.generation)
@@ -51,24 +68,33 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
     public func record(_ record: RequestRecord) {
         let model = record.provider == nil ? "" : (record.model ?? "")
         let provider = record.provider ?? ""
-        let labels = [("model", model), ("provider", provider)]
-        registry.makeCounter(descriptor: Self.requests, labels: labels + [("status", String(record.statusCode))]).increment()
-        registry.makeDurationHistogram(descriptor: Self.duration, labels: labels, buckets: Self.durationBuckets)
-            .record(.milliseconds(record.latencyMs))
+        let status = String(record.statusCode)
+        cached(counters, SeriesKey(family: .requests, first: model, second: provider, third: status)) {
+            registry.makeCounter(descriptor: Self.requests, labels: [("model", model), ("provider", provider), ("status", status)])
+        }.increment()
+        cached(histograms, SeriesKey(family: .duration, first: model, second: provider)) {
+            registry.makeDurationHistogram(descriptor: Self.duration, labels: [("model", model), ("provider", provider)], buckets: Self.durationBuckets)
+        }.record(.milliseconds(record.latencyMs))
         // A JSON answer's first byte goes out with the rest of it.
         if let ttfb = record.ttfbMs ?? (record.stream ? nil : record.latencyMs) {
-            registry.makeDurationHistogram(descriptor: Self.firstByte, labels: labels, buckets: Self.durationBuckets)
-                .record(.milliseconds(ttfb))
+            cached(histograms, SeriesKey(family: .firstByte, first: model, second: provider)) {
+                registry.makeDurationHistogram(
+                    descriptor: Self.firstByte, labels: [("model", model), ("provider", provider)], buckets: Self.durationBuckets)
+            }.record(.milliseconds(ttfb))
         }
         if !record.cacheHit {
             for (type, count) in [("prompt", record.promptTokens), ("completion", record.completionTokens), ("cached", record.cachedTokens)] {
                 if let count, count > 0 {
-                    registry.makeCounter(descriptor: Self.tokens, labels: labels + [("type", type)]).increment(by: Int64(count))
+                    cached(counters, SeriesKey(family: .tokens, first: model, second: provider, third: type)) {
+                        registry.makeCounter(descriptor: Self.tokens, labels: [("model", model), ("provider", provider), ("type", type)])
+                    }.increment(by: Int64(count))
                 }
             }
         }
         if let cost = record.costUSD, cost > 0 {
-            registry.makeCounter(descriptor: Self.cost, labels: labels).increment(by: cost)
+            cached(counters, SeriesKey(family: .cost, first: model, second: provider)) {
+                registry.makeCounter(descriptor: Self.cost, labels: [("model", model), ("provider", provider)])
+            }.increment(by: cost)
         }
         if let saved = record.savedCostUSD, saved > 0 {
             registry.makeCounter(descriptor: Self.savedCost, labels: [("model", model)]).increment(by: saved)
@@ -83,7 +109,17 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
 
     /// Counts one cache lookup: `hit`, `miss` or `bypass`.
     public func cacheLookup(_ result: String) {
-        registry.makeCounter(descriptor: Self.cache, labels: [("result", result)]).increment()
+        cached(counters, SeriesKey(family: .cache, first: result)) {
+            registry.makeCounter(descriptor: Self.cache, labels: [("result", result)])
+        }.increment()
+    }
+
+    /// The series under `key`, made by `make` (in the registry) the first time.
+    private func cached<Metric: Sendable>(_ series: NIOLockedValueBox<[SeriesKey: Metric]>, _ key: SeriesKey, make: () -> Metric) -> Metric {
+        if let known = series.withLockedValue({ $0[key] }) { return known }
+        let made = make()
+        series.withLockedValue { $0[key] = made }
+        return made
     }
 
 

@@ -64,6 +64,8 @@ public final class UpstreamClients: Sendable {
                 connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: Self.connectionsPerHost),
                 decompression: .disabled)
             configuration.httpVersion = .automatic
+            // No tracer is ever bootstrapped: without this, every request still builds a span and its attributes.
+            configuration.tracing.tracer = nil
             let clients = loops.map { HTTPClient(eventLoopGroup: $0, configuration: configuration) }
             state.active[provider.name] = Entry(settings: settings, clients: clients)
             return clients
