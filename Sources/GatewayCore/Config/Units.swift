@@ -98,8 +98,7 @@ public enum Units {
     ///
     /// Sub-millisecond parts are dropped. The result parses back with `parseDuration(_:)`.
     public static func format(_ duration: Duration) -> String {
-        let (seconds, attoseconds) = duration.components
-        var milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        var milliseconds = duration.wholeMilliseconds
         guard milliseconds > 0 else { return "0s" }
         var text = ""
         for unit in durationUnits where milliseconds >= unit.milliseconds {
@@ -149,4 +148,12 @@ public struct UnitParseError: Error, Sendable, Equatable, CustomStringConvertibl
     /// Creates an error.
     public init(message: String) { self.message = message }
     public var description: String { message }
+}
+
+extension Duration {
+    /// Whole milliseconds, rounded down (what latencies are logged and reported in).
+    public var wholeMilliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
 }

@@ -117,8 +117,6 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 extension Duration {
     /// Whole milliseconds, rounded up (at least 1 for any positive duration): `PX` arguments and messages.
     var redisMilliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
-        return attoseconds % 1_000_000_000_000_000 > 0 ? milliseconds + 1 : milliseconds
+        components.attoseconds % 1_000_000_000_000_000 > 0 ? wholeMilliseconds + 1 : wholeMilliseconds
     }
 }

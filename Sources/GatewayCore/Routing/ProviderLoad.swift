@@ -61,8 +61,7 @@ public final class ProviderLoad: Sendable {
             guard let failed else { return }
             entries[provider]!.requests += 1
             if failed { entries[provider]!.errors += 1 }
-            let ms = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
-            entries[provider]!.add(latencyMs: ms)
+            entries[provider]!.add(latencyMs: Int(elapsed.wholeMilliseconds))
         }
     }
 

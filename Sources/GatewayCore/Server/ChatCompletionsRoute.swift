@@ -201,7 +201,8 @@ public struct ChatCompletionsRoute: Sendable {
             do {
                 let served = try await router.run(chat, model: model, table: table, logger: logger) { opened, attempt in
                     try await relay.relay(opened) {
-                        let elapsedMs = Int((ContinuousClock.now - startedAt).components.seconds * 1000 + (ContinuousClock.now - startedAt).components.attoseconds / 1_000_000_000_000_000)
+                        // The first byte goes out with these headers: one reading for the log's ttfb and X-Latency-Ms.
+                        let elapsedMs = Int((ContinuousClock.now - startedAt).wholeMilliseconds)
                         outcome?.update { fields in
                             fields.deferred = true
                             fields.ttfbMs = elapsedMs
@@ -216,8 +217,7 @@ public struct ChatCompletionsRoute: Sendable {
                         headers.append(contentsOf: Self.routingHeaders(model: opened.model, original: attempt.original, attempts: attempt.attempt))
                         headers[.contentType] = "text/event-stream"
                         headers[.cacheControl] = "no-cache"
-                        let elapsed = ContinuousClock.now - startedAt
-                        headers[.latency] = String(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+                        headers[.latency] = String(elapsedMs)
                         headers[.trailer] = "X-Cost-USD"
                         delivery.deliver(.success(Response(status: .ok, headers: headers, body: Self.body(outputs, cost: finalCost))))
                     }

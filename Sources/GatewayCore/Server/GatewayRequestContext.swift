@@ -31,7 +31,6 @@ public struct GatewayRequestContext: RequestContext {
 
     /// Milliseconds since the request arrived.
     public var elapsedMilliseconds: Int {
-        let elapsed = ContinuousClock.now - startedAt
-        return Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+        Int((ContinuousClock.now - startedAt).wholeMilliseconds)
     }
 }

@@ -62,8 +62,7 @@ final class RequestOutcome: Sendable {
     /// Writes the record once (later calls do nothing).
     func finish(status: Int, into sink: (any RequestRecordSink)?) {
         guard let sink, written.withLockedValue({ done in defer { done = true }; return !done }) else { return }
-        let elapsed = ContinuousClock.now - startedAt
-        let latency = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+        let latency = Int((ContinuousClock.now - startedAt).wholeMilliseconds)
         let fields = self.fields.withLockedValue { $0 }
         sink.record(
             RequestRecord(
