@@ -134,8 +134,24 @@ final class ManualClock: Sendable {
     func anAnswersCountedSizeCoversWhatItEncodesTo(padding: Int) {
         let answer = Self.answer("a reply with \u{e9}", padding: padding)
         let encoded = answer.encoded().count
-        #expect(answer.approximateBytes >= encoded)
-        #expect(answer.approximateBytes <= encoded * 2)
+        // The entry keeps the values and their text: about twice the encoded size, never less than it.
+        #expect(answer.approximateBytes >= encoded * 2 - 64)
+        #expect(answer.approximateBytes <= encoded * 3)
+    }
+
+    @Test func anAnswerIsGivenWithItsCostAndLatencyAddedOnce() throws {
+        var answer = Self.answer("hello")
+        // An upstream that sends its own cost_usd does not get it repeated or kept.
+        answer.completion["cost_usd"] = .double(9)
+        let text = ChatCompletionsRoute.answerBody(answer.completionText, cost: 0.25, latencyMs: 12)
+        let written = String(buffer: text)
+        #expect(written.components(separatedBy: "\"cost_usd\"").count == 2)
+        var expected = Self.answer("hello").completion
+        expected["cost_usd"] = .double(0.25)
+        expected["latency_ms"] = .int(12)
+        #expect(try JSON.parse(Array(written.utf8)) == expected)
+        let unpriced = String(buffer: ChatCompletionsRoute.answerBody(Array("{}".utf8), cost: nil, latencyMs: 3))
+        #expect(unpriced == #"{"cost_usd":null,"latency_ms":3}"#)
     }
 
     @Test func storesAndFindsAnswers() async {
@@ -198,14 +214,14 @@ final class ManualClock: Sendable {
         #expect(await cache.get("b") != nil)
         #expect(await cache.get("c") != nil)
         // One big entry (about two small ones) pushes out both remaining small ones.
-        await cache.set("big", Self.answer("big", padding: 1000 + one), ttl: .seconds(60))
+        await cache.set("big", Self.answer("big", padding: 1000 + one / 2), ttl: .seconds(60))
         #expect(cache.stats.entries == 1)
         #expect(await cache.get("big") != nil)
         #expect(cache.stats.evictions == 3)
     }
 
     @Test func doesNotStoreAnOversizeEntry() async {
-        let cache = MemoryCache(maxEntries: 10, maxBytes: 500)
+        let cache = MemoryCache(maxEntries: 10, maxBytes: Self.size("small", Self.answer("s")) + 100)
         await cache.set("small", Self.answer("s"), ttl: .seconds(60))
         #expect(cache.stats.entries == 1)
         await cache.set("huge", Self.answer("h", padding: 1000), ttl: .seconds(60))

@@ -178,6 +178,19 @@ struct JSONWritingTests {
         #expect(characters.count > 55, "letters and digits all appear over 4,800 characters")
         #expect(characters.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) })
     }
+
+    @Test func requestIDsMadeLaterSortAfterEarlierOnes() async throws {
+        let earlier = (0..<50).map { _ in RandomID.timeOrdered(prefix: "req_") }
+        try await Task.sleep(for: .milliseconds(3))
+        let later = (0..<50).map { _ in RandomID.timeOrdered(prefix: "req_") }
+        #expect(Set(earlier + later).count == 100)
+        #expect((earlier + later).allSatisfy { $0.hasPrefix("req_") && $0.count == 28 && $0.utf8.allSatisfy { $0 < 0x80 } })
+        #expect(earlier.allSatisfy { first in later.allSatisfy { first < $0 } })
+        // The clock part reads back as the wall clock in milliseconds.
+        let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+        let clock = later[0].dropFirst(4).prefix(8).reduce(0) { $0 * 62 + alphabet.firstIndex(of: $1)! }
+        #expect(abs(Int(UnixTime.now()) - clock / 1000) < 5)
+    }
 }
 
 @Suite("Event-loop timers and per-loop clients", .timeLimit(.minutes(1)))

@@ -35,6 +35,17 @@ struct RequestLogTests {
             cacheHit: cacheHit, attempts: 1, customer: "acme", metadata: ["team": "search"])
     }
 
+    /// Runs `log` as a service while `body` runs, then shuts it down gracefully and waits for it to stop.
+    static func whileRunning(_ log: RequestLog, _ body: () async throws -> Void) async throws {
+        let group = ServiceGroup(configuration: .init(services: [log], logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            try await body()
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
+
     // MARK: - SQLite store
 
     @Test func migrateIsIdempotentAndCreatesTheParentFolder() async throws {
@@ -178,14 +189,10 @@ struct RequestLogTests {
         try RequestSpool(path: spoolPath).append([record("after-crash")])
 
         let second = RequestLog(store: sqlite, spoolPath: spoolPath, batchSize: 100, flushInterval: .milliseconds(50), logger: Self.logger)
-        let group = ServiceGroup(configuration: .init(services: [second], logger: Self.logger))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
+        try await Self.whileRunning(second) {
             for _ in 0..<100 where try await sqlite.allRequestIDs().count < 31 {
                 try await Task.sleep(for: .milliseconds(20))
             }
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
         }
         let ids = try await sqlite.allRequestIDs()
         #expect(ids.count == 31)
@@ -197,13 +204,9 @@ struct RequestLogTests {
     @Test func gracefulShutdownFlushesTheQueue() async throws {
         let (sqlite, folder) = try await makeStore()
         let log = RequestLog(store: sqlite, spoolPath: folder + "/spool", batchSize: 1000, flushInterval: .seconds(3600), logger: Self.logger)
-        let group = ServiceGroup(configuration: .init(services: [log], logger: Self.logger))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
+        try await Self.whileRunning(log) {
             try await Task.sleep(for: .milliseconds(100))
             for index in 0..<25 { log.record(record("s\(index)")) }
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
         }
         #expect(try await sqlite.allRequestIDs().count == 25)
         #expect(log.spooled == 0)
@@ -214,14 +217,10 @@ struct RequestLogTests {
         let (sqlite, folder) = try await makeStore()
         let store = SwitchableStore(sqlite)
         let log = RequestLog(store: store, spoolPath: folder + "/spool", batchSize: 1000, flushInterval: .seconds(3600), logger: Self.logger)
-        let group = ServiceGroup(configuration: .init(services: [log], logger: Self.logger))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
+        try await Self.whileRunning(log) {
             try await Task.sleep(for: .milliseconds(100))
             store.failing = true
             for index in 0..<25 { log.record(record("s\(index)")) }
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
         }
         #expect(log.spooled == 25)
         #expect(try String(contentsOfFile: folder + "/spool", encoding: .utf8).split(separator: "\n").count == 25)
@@ -245,9 +244,7 @@ struct RequestLogTests {
         let store = SwitchableStore(sqlite)
         store.delay = .seconds(2)
         let log = RequestLog(store: store, spoolPath: folder + "/spool", batchSize: 10, flushInterval: .milliseconds(10), logger: Self.logger)
-        let group = ServiceGroup(configuration: .init(services: [log], logger: Self.logger))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
+        try await Self.whileRunning(log) {
             // The first batch reaches the store and sleeps there while the next 1000 records arrive.
             for index in 0..<10 { log.record(record("first\(index)")) }
             for _ in 0..<200 where store.insertsStarted == 0 { try await Task.sleep(for: .milliseconds(10)) }
@@ -257,10 +254,30 @@ struct RequestLogTests {
             let elapsed = ContinuousClock.now - started
             #expect(elapsed < .seconds(1))
             store.delay = .zero
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
         }
         #expect(try await sqlite.allRequestIDs().count == 1010)
+        await sqlite.close()
+    }
+
+    @Test func steadyTrafficIsWrittenInWholeBatches() async throws {
+        let (sqlite, folder) = try await makeStore()
+        let store = SwitchableStore(sqlite)
+        store.delay = .milliseconds(5)
+        let log = RequestLog(store: store, spoolPath: folder + "/spool", batchSize: 50, flushInterval: .seconds(60), logger: Self.logger)
+        try await Self.whileRunning(log) {
+            // Records keep arriving while each batch is being written.
+            for burst in 0..<40 {
+                for index in 0..<10 { log.record(record("steady\(burst)-\(index)")) }
+                try await Task.sleep(for: .milliseconds(2))
+        }
+        for _ in 0..<500 where log.written < 350 { try await Task.sleep(for: .milliseconds(10)) }
+        // The writer's first pass, at start, takes whatever it finds; every later one writes whole batches.
+        let batches = store.batches
+        #expect(batches.count >= 7)
+        #expect(batches.dropFirst().allSatisfy { $0 == 50 }, "batches written: \(batches)")
+        }
+        // Shutdown writes the partial batch left over.
+        #expect(try await sqlite.allRequestIDs().count == 400)
         await sqlite.close()
     }
 
@@ -338,7 +355,7 @@ struct RequestLogTests {
 /// Wraps a store so a test can make it fail or slow, and see what reached it in order.
 final class SwitchableStore: RequestLogStore, @unchecked Sendable {
     private let base: any RequestLogStore
-    private let state = NIOLockedValueBox((failing: false, delay: Duration.zero, inserted: [String](), started: 0))
+    private let state = NIOLockedValueBox((failing: false, delay: Duration.zero, inserted: [String](), started: 0, batches: [Int]()))
 
     init(_ base: any RequestLogStore) { self.base = base }
 
@@ -352,6 +369,8 @@ final class SwitchableStore: RequestLogStore, @unchecked Sendable {
     }
     var inserted: [String] { state.withLockedValue { $0.inserted } }
     var insertsStarted: Int { state.withLockedValue { $0.started } }
+    /// The size of each batch written, in order.
+    var batches: [Int] { state.withLockedValue { $0.batches } }
 
     struct Down: Error {}
 
@@ -368,7 +387,10 @@ final class SwitchableStore: RequestLogStore, @unchecked Sendable {
         if delay > .zero { try? await Task.sleep(for: delay) }
         if failing { throw Down() }
         try await base.insert(records)
-        state.withLockedValue { $0.inserted += records.map(\.requestID) }
+        state.withLockedValue { state in
+            state.inserted += records.map(\.requestID)
+            state.batches.append(records.count)
+        }
     }
 
     func stats(sinceMicros: Int64, by dimension: StatsDimension) async throws -> [StatsRow] {

@@ -73,5 +73,7 @@ public final class Stores: Sendable {
 /// An answer shared by the requests of one single flight.
 struct SharedAnswer: Sendable {
     var served: ServedAnswer<ChatCompletion>
-    var costUSD: Double?
+    /// The answer as it is cached, with its text written once for every client it goes to.
+    var answer: CachedAnswer
+    var costUSD: Double? { answer.costUSD }
 }

@@ -49,7 +49,7 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
     }
 
     private enum Family: Hashable {
-        case requests, duration, firstByte, tokens, cost, cache
+        case requests, duration, firstByte, tokens, cost, savedCost, rateLimited, failovers, cache
     }
 
     /// The series every request records, found here by their label values: the registry's own lookup builds
@@ -97,13 +97,20 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
             }.increment(by: cost)
         }
         if let saved = record.savedCostUSD, saved > 0 {
-            registry.makeCounter(descriptor: Self.savedCost, labels: [("model", model)]).increment(by: saved)
+            cached(counters, SeriesKey(family: .savedCost, first: model)) {
+                registry.makeCounter(descriptor: Self.savedCost, labels: [("model", model)])
+            }.increment(by: saved)
         }
         if record.isRateLimitRefusal {
-            registry.makeCounter(descriptor: Self.rateLimited, labels: [("key", record.keyName ?? "")]).increment()
+            let key = record.keyName ?? ""
+            cached(counters, SeriesKey(family: .rateLimited, first: key)) {
+                registry.makeCounter(descriptor: Self.rateLimited, labels: [("key", key)])
+            }.increment()
         }
         if record.failoverUsed, let original = record.originalProvider {
-            registry.makeCounter(descriptor: Self.failovers, labels: [("from", original), ("to", provider)]).increment()
+            cached(counters, SeriesKey(family: .failovers, first: original, second: provider)) {
+                registry.makeCounter(descriptor: Self.failovers, labels: [("from", original), ("to", provider)])
+            }.increment()
         }
     }
 

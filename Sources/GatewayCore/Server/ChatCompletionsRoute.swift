@@ -88,7 +88,7 @@ public struct ChatCompletionsRoute: Sendable {
                 let frames = StreamRelay.frames(StreamReplay.payloads(for: hit.completion, includeUsage: chat.includeUsage))
                 return Response(status: .ok, headers: headers, body: .init(byteBuffer: frames))
             }
-            return .json(Self.withCost(hit.completion, cost: 0, latencyMs: context.elapsedMilliseconds), headers: headers)
+            return .json(text: Self.answerBody(hit.completionText, cost: 0, latencyMs: context.elapsedMilliseconds), headers: headers)
         }
         headers[.cacheHit] = policy.isActive ? "miss" : "bypass"
         metrics?.cacheLookup(policy.isActive ? "miss" : "bypass")
@@ -126,13 +126,11 @@ public struct ChatCompletionsRoute: Sendable {
                 }
             }
             let cost = served.answer.usage.flatMap { usage in served.model.price.map { usage.cost(at: $0) } }
-            if let cache {
-                let answer = CachedAnswer(
-                    completion: served.answer.body, providerType: served.model.provider.type.rawValue, upstreamModel: served.model.upstream,
-                    costUSD: cost)
-                await cache.set(cacheKey, answer, ttl: policy.ttl)
-            }
-            return SharedAnswer(served: served, costUSD: cost)
+            let answer = CachedAnswer(
+                completion: served.answer.body, providerType: served.model.provider.type.rawValue, upstreamModel: served.model.upstream,
+                costUSD: cost)
+            if let cache { await cache.set(cacheKey, answer, ttl: policy.ttl) }
+            return SharedAnswer(served: served, answer: answer)
         }
         let flights = stores.flights
         let (shared, joined) = try await ClientWatch.cancellingOnDisconnect(context.channel) {
@@ -162,7 +160,7 @@ public struct ChatCompletionsRoute: Sendable {
             await gate.settle(admission, usage: served.answer.usage, logger: context.logger)
         }
         if let cost { headers[.cost] = CostFormat.usd(cost) }
-        return .json(Self.withCost(served.answer.body, cost: cost, latencyMs: latency), headers: headers)
+        return .json(text: Self.answerBody(shared.answer.completionText, cost: cost, latencyMs: latency), headers: headers)
     }
 
     /// Streams: the chain runs in its own task, which hands the response over once the first chunks are ready
@@ -275,12 +273,18 @@ public struct ChatCompletionsRoute: Sendable {
         }
     }
 
-    /// The answer with `cost_usd` (null when unpriced) and `latency_ms` beside `usage`.
-    static func withCost(_ body: JSON, cost: Double?, latencyMs: Int) -> JSON {
-        var body = body
-        body["cost_usd"] = cost.map(JSON.double) ?? .null
-        body["latency_ms"] = .int(Int64(latencyMs))
-        return body
+    /// The answer with `cost_usd` (null when unpriced) and `latency_ms` beside `usage`: the two members are
+    /// added to the object's text (`CachedAnswer.completionText`, which has neither), not to a copy of the object.
+    static func answerBody(_ text: [UInt8], cost: Double?, latencyMs: Int) -> ByteBuffer {
+        var members = text.count > 2 ? "," : ""
+        members += "\"cost_usd\":"
+        (cost.map(JSON.double) ?? .null).write(to: &members)
+        members += ",\"latency_ms\":" + String(latencyMs) + "}"
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(text.count + members.utf8.count)
+        buffer.writeBytes(text.dropLast())
+        buffer.writeString(members)
+        return buffer
     }
 
     /// `X-Provider`, `X-Model`, `X-Attempts`, and `X-Failover` with `X-Original-Provider` when a fallback answered.

@@ -29,7 +29,7 @@ public struct RequestIDMiddleware: RouterMiddleware {
         if let given = request.headers[.requestID], Self.isAcceptable(given) {
             context.requestID = given
         } else {
-            context.requestID = RandomID.make(prefix: "req_")
+            context.requestID = RandomID.timeOrdered(prefix: "req_")
         }
         context.logger[metadataKey: "request_id"] = .string(context.requestID)
         var response = try await next(request, context)
@@ -189,11 +189,14 @@ extension Substring {
 extension Response {
     /// A JSON response.
     static func json(_ value: JSON, status: Int = 200, headers: HTTPFields = [:]) -> Response {
+        json(text: ByteBuffer(string: value.serialized()), status: status, headers: headers)
+    }
+
+    /// A JSON response whose text is already written.
+    static func json(text: ByteBuffer, status: Int = 200, headers: HTTPFields = [:]) -> Response {
         var headers = headers
         headers[.contentType] = "application/json"
-        let bytes = value.bytes()
-        headers[.contentLength] = String(bytes.count)
-        return Response(
-            status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        headers[.contentLength] = String(text.readableBytes)
+        return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: text))
     }
 }

@@ -140,15 +140,22 @@ public final class RequestLog: Service, RequestRecordSink {
 
     // MARK: - Writing
 
-    /// One pass: make sure the schema exists, write the queue batch by batch, replay the spool.
+    /// One pass: make sure the schema exists, write what is queued batch by batch, replay the spool.
+    ///
+    /// A pass writes whole batches of what is queued when it starts; a partial batch only when it is all there is
+    /// (the flush interval passed) or when `force`d. Records that arrive meanwhile wait for the next pass: chasing
+    /// them would, under steady load, write a few rows per transaction, each rewriting the same index pages.
     private func cycle(force: Bool) async {
         guard await storeUsable(force: force) else {
             await spoolOffLoop(takeAll())
             return
         }
-        while true {
-            let batch = take(batchSize)
+        var remaining = queue.withLockedValue { $0.records.count }
+        if !force, remaining >= batchSize { remaining -= remaining % batchSize }
+        while remaining > 0 {
+            let batch = take(min(batchSize, remaining))
             if batch.isEmpty { break }
+            remaining -= batch.count
             do {
                 try await store.insert(batch)
                 writtenCount.wrappingIncrement(by: batch.count, ordering: .relaxed)
