@@ -116,6 +116,10 @@ http {
         self.spawn(["redis-server", "--port", str(PORTS["redis"]), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         for name in ("nginx", "stream", "redis", "long"):
             self.wait_port(PORTS[name])
+        # A port already taken (a run left behind) would be measured instead of ours: refuse that.
+        time.sleep(0.2)
+        if any(process.poll() is not None for process in self.processes):
+            raise SystemExit("an upstream exited at start: is another run still holding ports %s?" % sorted(PORTS.values()))
 
     def write_config(self, cache_backend="memory", log_path=None):
         digest = subprocess.run([self.binary, "keys", "hash"], input=KEY + "\n", capture_output=True, text=True, check=True).stdout.strip()
