@@ -134,15 +134,39 @@ final class ManualClock: Sendable {
     func anAnswersCountedSizeCoversWhatItEncodesTo(padding: Int) {
         let answer = Self.answer("a reply with \u{e9}", padding: padding)
         let encoded = answer.encoded().count
-        // The entry keeps the values and their text: about twice the encoded size, never less than it.
-        #expect(answer.approximateBytes >= encoded * 2 - 64)
-        #expect(answer.approximateBytes <= encoded * 3)
+        // The entry keeps the completion's text and a little more: about what it takes stored.
+        #expect(answer.completionText.count > padding)
+        #expect(answer.approximateBytes > answer.completionText.count)
+        #expect(abs(answer.approximateBytes - encoded) <= 256)
+    }
+
+    @Test func theStoredFormReadsBackWithoutTheCompletionBeingParsedAgain() throws {
+        let completion = ChatCompletion.make(
+            model: "m", text: "line one\nline \"two\"", toolCalls: [], finishReason: "stop",
+            usage: Usage(promptTokens: 12, completionTokens: 3, cachedTokens: 2), id: "chatcmpl-9", created: 1)
+        let answer = CachedAnswer(completion: completion.body, providerType: "anthropic", upstreamModel: "claude", costUSD: 0.0025)
+        let stored = answer.encoded()
+        let read = try #require(CachedAnswer(encoded: stored))
+        #expect(read == answer)
+        #expect(read.completionText == answer.completionText)
+        #expect(read.usage == Usage(promptTokens: 12, completionTokens: 3, cachedTokens: 2))
+        #expect(read.costUSD == 0.0025 && read.providerType == "anthropic" && read.upstreamModel == "claude")
+        // Entries written in the earlier form (one JSON object) by an older gateway sharing the Redis still read.
+        let earlier = JSON.object([
+            "completion": completion.body, "provider": "anthropic", "model": "claude", "cost_usd": .double(0.0025),
+        ]).bytes()
+        #expect(CachedAnswer(encoded: earlier) == answer)
+        // Anything else is not an answer: a miss, not a crash.
+        for junk in ["", "llm-gateway-answer/2\n", "llm-gateway-answer/2\n{\"provider\":\"a\",\"model\":\"b\"}\n{\"cut", "{}", "nonsense"] {
+            #expect(CachedAnswer(encoded: Array(junk.utf8)) == nil, "\(junk)")
+        }
     }
 
     @Test func anAnswerIsGivenWithItsCostAndLatencyAddedOnce() throws {
-        var answer = Self.answer("hello")
         // An upstream that sends its own cost_usd does not get it repeated or kept.
-        answer.completion["cost_usd"] = .double(9)
+        var completion = Self.answer("hello").completion
+        completion["cost_usd"] = .double(9)
+        let answer = CachedAnswer(completion: completion, providerType: "openai", upstreamModel: "m", costUSD: 0.001)
         let text = ChatCompletionsRoute.answerBody(answer.completionText, cost: 0.25, latencyMs: 12)
         let written = String(buffer: text)
         #expect(written.components(separatedBy: "\"cost_usd\"").count == 2)
@@ -214,7 +238,7 @@ final class ManualClock: Sendable {
         #expect(await cache.get("b") != nil)
         #expect(await cache.get("c") != nil)
         // One big entry (about two small ones) pushes out both remaining small ones.
-        await cache.set("big", Self.answer("big", padding: 1000 + one / 2), ttl: .seconds(60))
+        await cache.set("big", Self.answer("big", padding: 1000 + one), ttl: .seconds(60))
         #expect(cache.stats.entries == 1)
         #expect(await cache.get("big") != nil)
         #expect(cache.stats.evictions == 3)

@@ -1,62 +1,84 @@
-/// A complete, successful answer as the cache keeps it.
+/// A complete, successful answer as the cache keeps it: the completion's JSON text, written once.
+///
+/// Every answer given from it (a hit, or the fresh answer itself) only appends `cost_usd` and `latency_ms` to the
+/// text (`ChatCompletionsRoute.answerBody`); nothing is decoded or encoded again on a hit.
 public struct CachedAnswer: Sendable, Equatable {
-    /// The OpenAI `chat.completion` object, as the client first received it.
-    public var completion: JSON {
-        didSet { completionText = Self.text(of: completion) }
-    }
+    /// The OpenAI `chat.completion` object as JSON text, without `cost_usd` and `latency_ms`.
+    public let completionText: [UInt8]
+    /// The completion's token usage (logged on hits).
+    public let usage: Usage?
     /// Provider type that produced it (`X-Provider` on replays).
     public var providerType: String
     /// Upstream model that produced it (`X-Model` on replays).
     public var upstreamModel: String
     /// What the answer cost when it was made, in USD (what a hit saves); nil when the model has no price.
     public var costUSD: Double?
-    /// `completion` as JSON text without `cost_usd` and `latency_ms`, written once: each answer given from it
-    /// only adds those two members (`ChatCompletionsRoute.answerBody`).
-    public private(set) var completionText: [UInt8]
 
     public init(completion: JSON, providerType: String, upstreamModel: String, costUSD: Double?) {
-        self.completion = completion
-        self.providerType = providerType
-        self.upstreamModel = upstreamModel
-        self.costUSD = costUSD
-        self.completionText = Self.text(of: completion)
-    }
-
-    /// Equal when they hold the same answer; the text is not compared, as equal objects may list members in
-    /// different orders.
-    public static func == (lhs: CachedAnswer, rhs: CachedAnswer) -> Bool {
-        lhs.completion == rhs.completion && lhs.providerType == rhs.providerType && lhs.upstreamModel == rhs.upstreamModel
-            && lhs.costUSD == rhs.costUSD
-    }
-
-    private static func text(of completion: JSON) -> [UInt8] {
         var members = completion
         members["cost_usd"] = nil
         members["latency_ms"] = nil
-        return members.bytes()
+        self.init(
+            completionText: members.bytes(), usage: Usage(openAI: completion["usage"]), providerType: providerType,
+            upstreamModel: upstreamModel, costUSD: costUSD)
     }
 
-    /// The stored form (JSON bytes).
+    private init(completionText: [UInt8], usage: Usage?, providerType: String, upstreamModel: String, costUSD: Double?) {
+        self.completionText = completionText
+        self.usage = usage
+        self.providerType = providerType
+        self.upstreamModel = upstreamModel
+        self.costUSD = costUSD
+    }
+
+    /// The completion, read back from its text (streamed replays need its parts).
+    public var completion: JSON {
+        (try? JSON.parse(completionText)) ?? .object([:])
+    }
+
+    /// Equal when they hold the same answer: the texts are compared as JSON, since equal objects may list their
+    /// members in different orders.
+    public static func == (lhs: CachedAnswer, rhs: CachedAnswer) -> Bool {
+        lhs.providerType == rhs.providerType && lhs.upstreamModel == rhs.upstreamModel && lhs.costUSD == rhs.costUSD
+            && lhs.usage == rhs.usage && lhs.completion == rhs.completion
+    }
+
+    /// Marks the stored form; the form before it was one JSON object holding the completion.
+    private static let formTag = Array("llm-gateway-answer/2\n".utf8)
+
+    /// The stored form: a tag line, a line of JSON with everything but the completion, then the completion's text
+    /// (compact JSON has no raw newline), so reading it back parses only the short line.
     public func encoded() -> [UInt8] {
-        JSON.object([
-            "completion": completion, "provider": .string(providerType), "model": .string(upstreamModel),
-            "cost_usd": costUSD.map(JSON.double) ?? .null,
-        ]).bytes()
+        let about = JSON.object([
+            "provider": .string(providerType), "model": .string(upstreamModel), "cost_usd": costUSD.map(JSON.double) ?? .null,
+            "usage": usage?.json ?? .null,
+        ])
+        return Self.formTag + about.bytes() + [UInt8(ascii: "\n")] + completionText
     }
 
-    /// Reads the stored form; nil when it is not one.
+    /// Reads the stored form (or the one before it); nil when it is neither.
     public init?(encoded bytes: [UInt8]) {
-        guard let json = try? JSON.parse(bytes), let completion = json["completion"], completion.objectValue != nil,
-            let provider = json["provider"]?.stringValue, let model = json["model"]?.stringValue
+        guard bytes.starts(with: Self.formTag) else {
+            guard let json = try? JSON.parse(bytes), let completion = json["completion"], completion.objectValue != nil,
+                let provider = json["provider"]?.stringValue, let model = json["model"]?.stringValue
+            else { return nil }
+            self.init(completion: completion, providerType: provider, upstreamModel: model, costUSD: json["cost_usd"]?.doubleValue)
+            return
+        }
+        let rest = bytes[Self.formTag.count...]
+        guard let newline = rest.firstIndex(of: UInt8(ascii: "\n")), let about = try? JSON.parse(rest[..<newline]),
+            let provider = about["provider"]?.stringValue, let model = about["model"]?.stringValue,
+            rest.index(after: newline) < rest.endIndex, rest[rest.index(after: newline)] == UInt8(ascii: "{"), rest.last == UInt8(ascii: "}")
         else { return nil }
-        self.init(completion: completion, providerType: provider, upstreamModel: model, costUSD: json["cost_usd"]?.doubleValue)
+        self.init(
+            completionText: Array(rest[rest.index(after: newline)...]), usage: Usage(openAI: about["usage"]), providerType: provider,
+            upstreamModel: model, costUSD: about["cost_usd"]?.doubleValue)
     }
 
-    /// Bytes this entry takes in a memory cache (approximately): the values and their text.
-    ///
-    /// Counted from the values (see `JSON.approximateByteCount`) rather than by encoding the answer again.
+    /// Bytes this entry takes in a memory cache (approximately): its text and strings, and a fixed allowance for
+    /// the rest.
     public var approximateBytes: Int {
-        completion.approximateByteCount + completionText.count + providerType.utf8.count + upstreamModel.utf8.count + 64
+        completionText.count + providerType.utf8.count + upstreamModel.utf8.count + 128
     }
 }
 

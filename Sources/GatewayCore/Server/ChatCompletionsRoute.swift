@@ -71,7 +71,7 @@ public struct ChatCompletionsRoute: Sendable {
                 fields.cacheHit = true
                 fields.provider = hit.providerType
                 fields.servedModel = hit.upstreamModel
-                fields.usage = Usage(openAI: hit.completion["usage"])
+                fields.usage = hit.usage
                 fields.costUSD = 0
                 fields.savedCostUSD = hit.costUSD
             }

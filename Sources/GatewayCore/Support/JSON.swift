@@ -513,16 +513,3 @@ extension JSON: CustomStringConvertible {
     public var description: String { serialized(sortedKeys: true) }
 }
 
-extension JSON {
-    /// About the size of the serialized form, counted without writing it: strings and keys at their UTF-8 length
-    /// plus quotes and separators, numbers at 20 bytes (escapes are not counted).
-    public var approximateByteCount: Int {
-        switch self {
-        case .null, .bool: return 5
-        case .int, .double: return 20
-        case .string(let text): return text.utf8.count + 2
-        case .array(let items): return items.reduce(2) { $0 + $1.approximateByteCount + 1 }
-        case .object(let members): return members.reduce(2) { $0 + $1.key.utf8.count + 4 + $1.value.approximateByteCount }
-        }
-    }
-}
