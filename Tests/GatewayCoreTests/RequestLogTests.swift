@@ -35,6 +35,17 @@ struct RequestLogTests {
             cacheHit: cacheHit, attempts: 1, customer: "acme", metadata: ["team": "search"])
     }
 
+    /// A writer over a SQLite store whose every insert first waits `delay`.
+    func makeSlowLog(delay: Duration, batchSize: Int, flushInterval: Duration) async throws
+        -> (sqlite: SQLiteRequestLogStore, store: SwitchableStore, log: RequestLog)
+    {
+        let (sqlite, folder) = try await makeStore()
+        let store = SwitchableStore(sqlite)
+        store.delay = delay
+        let log = RequestLog(store: store, spoolPath: folder + "/spool", batchSize: batchSize, flushInterval: flushInterval, logger: Self.logger)
+        return (sqlite, store, log)
+    }
+
     /// Runs `log` as a service while `body` runs, then shuts it down gracefully and waits for it to stop.
     static func whileRunning(_ log: RequestLog, _ body: () async throws -> Void) async throws {
         let group = ServiceGroup(configuration: .init(services: [log], logger: logger))
@@ -240,10 +251,7 @@ struct RequestLogTests {
     }
 
     @Test func recordDoesNotWaitForASlowStore() async throws {
-        let (sqlite, folder) = try await makeStore()
-        let store = SwitchableStore(sqlite)
-        store.delay = .seconds(2)
-        let log = RequestLog(store: store, spoolPath: folder + "/spool", batchSize: 10, flushInterval: .milliseconds(10), logger: Self.logger)
+        let (sqlite, store, log) = try await makeSlowLog(delay: .seconds(2), batchSize: 10, flushInterval: .milliseconds(10))
         try await Self.whileRunning(log) {
             // The first batch reaches the store and sleeps there while the next 1000 records arrive.
             for index in 0..<10 { log.record(record("first\(index)")) }
@@ -260,10 +268,7 @@ struct RequestLogTests {
     }
 
     @Test func steadyTrafficIsWrittenInWholeBatches() async throws {
-        let (sqlite, folder) = try await makeStore()
-        let store = SwitchableStore(sqlite)
-        store.delay = .milliseconds(5)
-        let log = RequestLog(store: store, spoolPath: folder + "/spool", batchSize: 50, flushInterval: .seconds(60), logger: Self.logger)
+        let (sqlite, store, log) = try await makeSlowLog(delay: .milliseconds(5), batchSize: 50, flushInterval: .seconds(60))
         try await Self.whileRunning(log) {
             // Records keep arriving while each batch is being written.
             for burst in 0..<40 {
