@@ -52,6 +52,7 @@ public enum AdminReport {
             ["started", text(json["started_at"])],
             ["ready", text(json["ready"])],
             ["tasks", text(json["tasks"])],
+            ["task jobs queued", text(json["task_jobs_queued"])],
             ["config", text(json["config"]?["path"])],
             ["generation", text(json["config"]?["generation"])],
             ["sha256", text(json["config"]?["sha256"])],
