@@ -33,12 +33,20 @@ STREAM_CHUNKS, STREAM_INTERVAL_MS = 20, 50
 # The streams held open together: long enough that all of them are open at once.
 LONG_CHUNKS, LONG_INTERVAL_MS = 150, 200
 
-# wrk script: every request a new prompt, so the gateway's cache always misses.
+# wrk script: every request a new prompt, so the gateway's cache always misses. Each wrk thread runs its own Lua
+# state whose math.random starts from the same seed, and every run starts its counter at 1: the prompt therefore
+# carries the run's nonce (NONCE, replaced per run) and the thread's number, or threads and runs would repeat each
+# other's prompts and be answered from the cache.
 UNIQUE_LUA = """
+local thread_count = 0
+function setup(thread)
+  thread_count = thread_count + 1
+  thread:set("id", thread_count)
+end
 local counter = 0
 request = function()
   counter = counter + 1
-  local body = '{"model":"bench","messages":[{"role":"user","content":"unique prompt ' .. counter .. ' ' .. math.random(1e9) .. '"}]}'
+  local body = '{"model":"bench","messages":[{"role":"user","content":"unique prompt NONCE ' .. id .. ' ' .. counter .. '"}]}'
   return wrk.format("POST", "/v1/chat/completions", {["Content-Type"] = "application/json", ["Authorization"] = "Bearer KEY"}, body)
 end
 """.replace("KEY", KEY)
@@ -60,6 +68,7 @@ class Bench:
         self.work = tempfile.mkdtemp(prefix="llm-gateway-bench-")
         self.processes = []
         self.rows = []
+        self.runs = 0
 
     # MARK: processes
 
@@ -179,6 +188,8 @@ request_log: {backend: sqlite, path: "%(log)s"}
     # MARK: wrk
 
     def wrk(self, url, connections, script, duration=None):
+        self.runs += 1
+        script = script.replace("NONCE", "%d-%d" % (os.getpid(), self.runs))
         path = os.path.join(self.work, "script-%d.lua" % abs(hash(script)))
         with open(path, "w") as file:
             file.write(script)
@@ -285,6 +296,16 @@ request_log: {backend: sqlite, path: "%(log)s"}
 
         return asyncio.run(run())
 
+    def cache_hits(self):
+        """The gateway's cache hits so far, from `GET /cache` on its admin socket."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.connect(os.path.join(self.work, "admin", "admin.sock"))
+            connection.sendall(b"GET /cache HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while data := connection.recv(65536):
+                answer += data
+        return json.loads(answer.split(b"\r\n\r\n", 1)[1])["hits"]
+
     def logged_rows(self, config):
         output = subprocess.run([self.binary, "stats", "--config", config, "--since", "1d", "--by", "key", "--json"],
                                 capture_output=True, text=True, check=True, cwd=self.work).stdout
@@ -310,6 +331,7 @@ request_log: {backend: sqlite, path: "%(log)s"}
         self.row("RSS idle", "", "%.1f MiB" % idle, "<= 30 MiB")
 
         # Warm both paths (connection pools, allocator).
+        hits_before_misses = self.cache_hits()
         self.wrk(nginx, 4, UNIQUE_LUA, duration=2)
         sent = self.wrk(gateway_url, 4, UNIQUE_LUA, duration=2)["requests"]
 
@@ -327,6 +349,12 @@ request_log: {backend: sqlite, path: "%(log)s"}
                      "%.0f req/s (%.0f%%), %d non-2xx, %d socket errors" % (through["rps"], 100 * through["rps"] / direct["rps"], through["non2xx"], through["errors"]), target)
             if connections == 64:
                 self.row("RSS after load (peak)", "", "%.1f MiB" % self.rss_mib(gateway.pid, "VmHWM"))
+        # The figures above are for answers from the upstream: a prompt repeated by a thread or a run would be a
+        # cache hit and flatter them.
+        hits = self.cache_hits() - hits_before_misses
+        self.row("cache hits during the runs above", "", "%d" % hits, "0 (every prompt new)")
+        if hits:
+            raise SystemExit("%d cache hits while every prompt should have been new: the figures are not for misses" % hits)
 
         first_direct, gap_direct, gap99_direct = self.streams(PORTS["stream"], False)
         first_gateway, gap_gateway, gap99_gateway = self.streams(PORTS["gateway"], True)

@@ -65,6 +65,14 @@ final class ManualClock: Sendable {
         #expect(big == bigInteger)
     }
 
+    /// Keys are shared through Redis by gateways of different versions: the same request must keep its key.
+    @Test func keyIsStableAcrossVersions() throws {
+        let key = try Self.key(
+            #"{"model":"gpt-4o","stream":true,"temperature":0.5,"seed":7.0,"max_tokens":1e2,"stop":null,"messages":[{"role":"user","content":"Hi \"there\"\n","name":null}],"logit_bias":{"2":-1,"10":1e16},"response_format":{"type":"json_schema","json_schema":{"schema":{"b":[1.5,2.0,true,null],"a":{}}}}}"#,
+            namespace: "team-a")
+        #expect(key == "dae663925f1bd5ef18c58800b06ef2630eba279d45f49fe8fd24676bee129f6c")
+    }
+
     @Test func nullFieldEqualsAbsentField() throws {
         let absent = try Self.key(Self.base)
         let null = try Self.key(#"{"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}], "temperature": null}"#)

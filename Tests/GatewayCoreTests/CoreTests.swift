@@ -186,6 +186,8 @@ struct JSONWritingTests {
         #expect(Set(earlier + later).count == 100)
         #expect((earlier + later).allSatisfy { $0.hasPrefix("req_") && $0.count == 28 && $0.utf8.allSatisfy { $0 < 0x80 } })
         #expect(earlier.allSatisfy { first in later.allSatisfy { first < $0 } })
+        let randomCharacters = Set((earlier + later).flatMap { $0.suffix(16) })
+        #expect(randomCharacters.count > 55, "letters and digits all appear over 1,600 random characters")
         // The clock part reads back as the wall clock in milliseconds.
         let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
         let clock = later[0].dropFirst(4).prefix(8).reduce(0) { $0 * 62 + alphabet.firstIndex(of: $1)! }

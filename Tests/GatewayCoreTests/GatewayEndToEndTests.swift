@@ -35,6 +35,20 @@ struct GatewayEndToEndTests {
         }
     }
 
+    @Test(arguments: [
+        ("Bearer KEY", 200), ("bearer KEY", 200), ("BEARER  KEY ", 200), ("bEaReR KEY", 200),
+        ("Basic KEY", 401), ("BearerKEY", 401), ("Bearer", 401), ("Bearers KEY", 401), ("Bear KEY", 401), (" KEY", 401),
+    ])
+    func authorizationSchemeIsBearerInAnyCase(header: String, status: Int) async throws {
+        try await GatewayHarness.with { gateway in
+            let body: JSON = ["model": "gpt-4o-mini", "messages": [["role": "user", "content": "hi"]]]
+            let value = header.replacingOccurrences(of: "KEY", with: GatewayHarness.clientKey)
+            let reply = try await gateway.post(json: body, key: nil, headers: ["Authorization": value])
+            #expect(reply.status == status, "Authorization: \(header)")
+            if status == 401 { #expect(reply.json?["error"]?["type"] == "authentication_error") }
+        }
+    }
+
     @Test func unknownModelIs404AndForbiddenModelIs403() async throws {
         try await GatewayHarness.with { gateway in
             let unknown = try await gateway.post(json: ["model": "no-such-model", "messages": [["role": "user", "content": "hi"]]])

@@ -31,12 +31,23 @@ public enum CacheKey {
     ///     caches, or a constant for one global cache.
     /// - Returns: 64 lower-case hex digits.
     public static func make(for request: ChatRequest, namespace: String) -> String {
-        var fields: [String: JSON] = [:]
-        for (name, value) in request.body where !excludedFields.contains(name) && !value.isNull {
-            fields[name] = canonical(value)
+        // The text of `{"namespace": …, "request": {…}}` with sorted keys, written in one pass: no canonical copy
+        // of the request is built first.
+        var text = #"{"namespace":"#
+        JSON.writeString(namespace, to: &text)
+        text += #","request":{"#
+        var first = true
+        for name in request.body.keys.sorted() where !excludedFields.contains(name) {
+            let value = request.body[name]!
+            if value.isNull { continue }
+            if !first { text += "," }
+            first = false
+            JSON.writeString(name, to: &text)
+            text += ":"
+            writeCanonical(value, to: &text)
         }
-        let document: JSON = ["namespace": .string(namespace), "request": .object(fields)]
-        return KeyHash.sha256Hex(document.serialized(sortedKeys: true))
+        text += "}}"
+        return KeyHash.sha256Hex(text)
     }
 
     /// Whether answers to `request` may be stored and served from the cache.
@@ -56,21 +67,32 @@ public enum CacheKey {
         return true
     }
 
-    /// `value` with every integral number held as `.int`, so `1` and `1.0` serialize alike.
-    static func canonical(_ value: JSON) -> JSON {
+    /// Appends `value`'s text with sorted keys and every integral number written as an integer, so `1`, `1.0`
+    /// and `1e0` read alike (doubles up to 1e15 already do; larger integral ones would take an exponent).
+    static func writeCanonical(_ value: JSON, to output: inout String) {
         switch value {
-        case .double(let number):
-            // The bounds are exactly representable doubles, so the conversion below never traps.
-            if number.rounded() == number, number >= -9.223_372_036_854_775_808e18, number < 9.223_372_036_854_775_808e18 {
-                return .int(Int64(number))
-            }
-            return value
+        case .double(let number)
+        // The bounds are exactly representable doubles, so the conversion below never traps.
+        where number.rounded() == number && number >= -9.223_372_036_854_775_808e18 && number < 9.223_372_036_854_775_808e18:
+            output += String(Int64(number))
         case .array(let elements):
-            return .array(elements.map(canonical))
+            output += "["
+            for (offset, element) in elements.enumerated() {
+                if offset > 0 { output += "," }
+                writeCanonical(element, to: &output)
+            }
+            output += "]"
         case .object(let members):
-            return .object(members.mapValues(canonical))
-        case .null, .bool, .int, .string:
-            return value
+            output += "{"
+            for (offset, key) in members.keys.sorted().enumerated() {
+                if offset > 0 { output += "," }
+                JSON.writeString(key, to: &output)
+                output += ":"
+                writeCanonical(members[key]!, to: &output)
+            }
+            output += "}"
+        case .null, .bool, .int, .double, .string:
+            value.write(to: &output)
         }
     }
 }

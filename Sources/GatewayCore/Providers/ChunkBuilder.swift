@@ -113,12 +113,27 @@ public enum RandomID {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         var clock = UInt64(max(0, spec.tv_sec)) * 1000 + UInt64(max(0, spec.tv_nsec)) / 1_000_000
-        var digits = [UInt8](repeating: alphabet[0], count: clockWidth)
-        for index in stride(from: clockWidth - 1, through: 0, by: -1) {
-            digits[index] = alphabet[Int(clock % UInt64(alphabet.count))]
-            clock /= UInt64(alphabet.count)
+        // Ten characters from each 64-bit random number (62^10 < 2^64), as `make` writes them.
+        var random: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &random) { fillRandom($0) }
+        let base = UInt64(alphabet.count)
+        // Written straight into the string's storage: every request gets one of these.
+        return String(unsafeUninitializedCapacity: prefix.utf8.count + clockWidth + 16) { buffer in
+            var end = buffer.initialize(fromContentsOf: prefix.utf8)
+            for index in stride(from: end + clockWidth - 1, through: end, by: -1) {
+                buffer[index] = alphabet[Int(clock % base)]
+                clock /= base
+            }
+            end += clockWidth
+            var value = random.0
+            for index in 0..<16 {
+                if index == 10 { value = random.1 }
+                buffer[end] = alphabet[Int(value % base)]
+                value /= base
+                end += 1
+            }
+            return end
         }
-        return make(prefix: prefix + String(decoding: digits, as: UTF8.self), length: 16)
     }
 
     /// `prefix` followed by `length` random letters and digits.

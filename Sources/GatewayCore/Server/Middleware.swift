@@ -157,11 +157,10 @@ public struct AuthMiddleware: RouterMiddleware {
             throw GatewayError.unauthorized(
                 "You didn't provide an API key. Send your gateway key in the Authorization header as 'Bearer gw_...'.")
         }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+        guard let space = header.utf8.firstIndex(of: UInt8(ascii: " ")), Self.isBearer(header.utf8[..<space]) else {
             throw GatewayError.unauthorized("The Authorization header must be 'Bearer <gateway key>'.")
         }
-        let secret = parts[1].trimmingWhitespace()
+        let secret = header[header.index(after: space)...].trimmingWhitespace()
         guard let snapshot = context.snapshot, let key = snapshot.key(forSecret: secret) else {
             throw GatewayError.unauthorized("Incorrect API key provided. Use a gateway key listed (by its sha256) under 'keys:' in gateway.yaml.")
         }
@@ -170,6 +169,11 @@ public struct AuthMiddleware: RouterMiddleware {
         context.logger[metadataKey: "key"] = .string(key.name)
         context.outcome?.update { $0.keyName = key.name }
         return try await next(request, context)
+    }
+
+    /// Whether `scheme` is `Bearer` in any case, compared on its bytes.
+    static func isBearer(_ scheme: Substring.UTF8View) -> Bool {
+        scheme.count == 6 && zip(scheme, "bearer".utf8).allSatisfy { byte, lower in byte | 0x20 == lower }
     }
 }
 

@@ -84,8 +84,8 @@ enum Attribution {
     static let maximumEntries = 32
 
     static func apply(headers: HTTPFields, request: ChatRequest, to fields: inout RequestOutcome.Fields) {
-        fields.customer = bounded(headers[HTTPField.Name("X-Customer-Id")!] ?? request.body["user"]?.stringValue)
-        fields.feature = bounded(headers[HTTPField.Name("X-Feature")!])
+        fields.customer = bounded(headers[.customerID] ?? request.body["user"]?.stringValue)
+        fields.feature = bounded(headers[.feature])
         var metadata: [String: String] = [:]
         if let object = request.body["metadata"]?.objectValue {
             for (name, value) in object.sorted(by: { $0.key < $1.key }) where metadata.count < maximumEntries {
@@ -93,8 +93,9 @@ enum Attribution {
             }
         }
         for field in headers where metadata.count < maximumEntries {
-            let name = field.name.canonicalName.lowercased()
-            guard name.hasPrefix("x-metadata-"), name.count > 11 else { continue }
+            // Already lower case: HTTP field names compare by their canonical (lower-case) spelling.
+            let name = field.name.canonicalName
+            guard name.utf8.count > 11, name.hasPrefix("x-metadata-") else { continue }
             if let key = bounded(String(name.dropFirst(11))), let value = bounded(field.value) { metadata[key] = value }
         }
         fields.metadata = metadata
@@ -122,4 +123,9 @@ extension UnixTime {
         clock_gettime(CLOCK_REALTIME, &spec)
         return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
     }
+}
+
+extension HTTPField.Name {
+    static let customerID = HTTPField.Name("X-Customer-Id")!
+    static let feature = HTTPField.Name("X-Feature")!
 }
