@@ -187,8 +187,17 @@ request_log: {backend: sqlite, path: "%(log)s"}
 
     # MARK: wrk
 
-    def wrk(self, url, connections, script, duration=None):
+    @staticmethod
+    def cpu_seconds(pid):
+        """User and system CPU time of process `pid` (all its threads) so far."""
+        with open("/proc/%d/stat" % pid) as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def wrk(self, url, connections, script, duration=None, pid=None):
+        """One wrk run; with `pid`, also that process's CPU time per request (`cpu_us`)."""
         self.runs += 1
+        cpu_before = self.cpu_seconds(pid) if pid else 0
         script = script.replace("NONCE", "%d-%d" % (os.getpid(), self.runs))
         path = os.path.join(self.work, "script-%d.lua" % abs(hash(script)))
         with open(path, "w") as file:
@@ -197,6 +206,7 @@ request_log: {backend: sqlite, path: "%(log)s"}
         output = subprocess.run(
             ["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % (duration or self.duration), "--latency", "-s", path, url],
             capture_output=True, text=True, check=True).stdout
+        cpu = self.cpu_seconds(pid) - cpu_before if pid else 0
         result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
                   "requests": int(re.search(r"(\d+) requests in", output).group(1)),
                   "non2xx": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", output)) else 0,
@@ -205,19 +215,21 @@ request_log: {backend: sqlite, path: "%(log)s"}
             match = re.search(r"\s%s(?:\.000)?%%\s+([\d.]+)(us|ms|s)" % percentile, output)
             value, unit = float(match.group(1)), match.group(2)
             result["p" + percentile] = value * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
+        if pid:
+            result["cpu_us"] = cpu * 1e6 / max(1, result["requests"])
         return result
 
-    def paired(self, direct_url, gateway_url, connections, rounds=3):
+    def paired(self, direct_url, gateway_url, connections, gateway_pid, rounds=3):
         """Direct and gateway runs taken in turn, `rounds` of each (duration split between them), so both meet
         the same moments of a noisy machine. Returns per side the median of each figure, and the summed counts."""
         duration = max(2, self.duration // rounds)
         direct, through = [], []
         for _ in range(rounds):
             direct.append(self.wrk(direct_url, connections, UNIQUE_LUA, duration=duration))
-            through.append(self.wrk(gateway_url, connections, UNIQUE_LUA, duration=duration))
+            through.append(self.wrk(gateway_url, connections, UNIQUE_LUA, duration=duration, pid=gateway_pid))
 
         def combine(runs):
-            combined = {figure: statistics.median(run[figure] for run in runs) for figure in ("rps", "p50", "p99")}
+            combined = {figure: statistics.median(run[figure] for run in runs) for figure in ("rps", "p50", "p99", "cpu_us") if figure in runs[0]}
             for count in ("requests", "non2xx", "errors"):
                 combined[count] = sum(run[count] for run in runs)
             return combined
@@ -335,18 +347,21 @@ request_log: {backend: sqlite, path: "%(log)s"}
         self.wrk(nginx, 4, UNIQUE_LUA, duration=2)
         sent = self.wrk(gateway_url, 4, UNIQUE_LUA, duration=2)["requests"]
 
-        one_direct, one_gateway = self.paired(nginx, gateway_url, 1)
+        one_direct, one_gateway = self.paired(nginx, gateway_url, 1, gateway.pid)
         self.row("latency p50, 1 connection", "%.0f us" % one_direct["p50"], "%.0f us" % one_gateway["p50"])
         self.row("latency p99, 1 connection", "%.0f us" % one_direct["p99"], "%.0f us" % one_gateway["p99"])
         self.row("added latency p50 / p99", "", "%.0f us / %.0f us" % (one_gateway["p50"] - one_direct["p50"], one_gateway["p99"] - one_direct["p99"]),
                  "<= 100 us / 1 ms")
         sent += one_gateway["requests"]
         for connections in (16, 64):
-            direct, through = self.paired(nginx, gateway_url, connections)
+            direct, through = self.paired(nginx, gateway_url, connections, gateway.pid)
             sent += through["requests"]
             target = ">= 30% of direct" if connections == 16 else ""
             self.row("throughput, %d connections" % connections, "%.0f req/s" % direct["rps"],
                      "%.0f req/s (%.0f%%), %d non-2xx, %d socket errors" % (through["rps"], 100 * through["rps"] / direct["rps"], through["non2xx"], through["errors"]), target)
+            if connections == 16:
+                self.row("gateway CPU per answer, 1 / 16 connections", "",
+                         "%.0f us / %.0f us" % (one_gateway["cpu_us"], through["cpu_us"]))
             if connections == 64:
                 self.row("RSS after load (peak)", "", "%.1f MiB" % self.rss_mib(gateway.pid, "VmHWM"))
         # The figures above are for answers from the upstream: a prompt repeated by a thread or a run would be a
@@ -368,10 +383,11 @@ request_log: {backend: sqlite, path: "%(log)s"}
         # Let the thousand streams' connections and request-log rows drain before timing cache hits.
         time.sleep(5)
         sent += self.wrk(gateway_url, 1, SAME_LUA, duration=2)["requests"]
-        hit = self.wrk(gateway_url, 1, SAME_LUA)
-        hit16 = self.wrk(gateway_url, 16, SAME_LUA)
+        hit = self.wrk(gateway_url, 1, SAME_LUA, pid=gateway.pid)
+        hit16 = self.wrk(gateway_url, 16, SAME_LUA, pid=gateway.pid)
         self.row("cache hit (memory) p50 / p99, 1 connection", "", "%.0f us / %.0f us" % (hit["p50"], hit["p99"]), "p50 <= 150 us")
         self.row("cache hit (memory), 16 connections", "", "%.0f req/s" % hit16["rps"])
+        self.row("gateway CPU per cache hit (memory), 1 / 16 connections", "", "%.0f us / %.0f us" % (hit["cpu_us"], hit16["cpu_us"]))
         sent += 10 + 1000 + hit["requests"] + hit16["requests"]
         self.stop_gateway(gateway)
         logged = self.logged_rows(config)
