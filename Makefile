@@ -58,7 +58,7 @@ lint:
 build:
 	$(SWIFT) build
 
-# Linked against the toolchain's Swift runtime (not --static-swift-stdlib): NIO runs Swift concurrency on its event
+# Linked against the toolchain's Swift runtime (not --static-swift-stdlib): the daemon runs Swift concurrency on NIO's event
 # loops through a runtime hook that a statically linked runtime does not export.
 release:
 	$(SWIFT) build -c release
