@@ -113,45 +113,41 @@ public enum RandomID {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         var clock = UInt64(max(0, spec.tv_sec)) * 1000 + UInt64(max(0, spec.tv_nsec)) / 1_000_000
-        // Ten characters from each 64-bit random number (62^10 < 2^64), as `make` writes them.
-        var random: (UInt64, UInt64) = (0, 0)
-        withUnsafeMutableBytes(of: &random) { fillRandom($0) }
         let base = UInt64(alphabet.count)
         // Written straight into the string's storage: every request gets one of these.
         return String(unsafeUninitializedCapacity: prefix.utf8.count + clockWidth + 16) { buffer in
-            var end = buffer.initialize(fromContentsOf: prefix.utf8)
-            for index in stride(from: end + clockWidth - 1, through: end, by: -1) {
+            let start = buffer.initialize(fromContentsOf: prefix.utf8)
+            for index in stride(from: start + clockWidth - 1, through: start, by: -1) {
                 buffer[index] = alphabet[Int(clock % base)]
                 clock /= base
             }
-            end += clockWidth
-            var value = random.0
-            for index in 0..<16 {
-                if index == 10 { value = random.1 }
-                buffer[end] = alphabet[Int(value % base)]
-                value /= base
-                end += 1
-            }
-            return end
+            return writeRandom(count: 16, into: buffer, at: start + clockWidth)
         }
     }
 
     /// `prefix` followed by `length` random letters and digits.
     public static func make(prefix: String, length: Int = 24) -> String {
         guard length > 0 else { return prefix }
-        // Ten characters from each 64-bit random number (62^10 < 2^64), all numbers from one system call:
-        // SystemRandomNumberGenerator makes one per number, and every request gets an id.
-        return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: (length + 9) / 10) { words in
+        return String(unsafeUninitializedCapacity: prefix.utf8.count + length) { buffer in
+            writeRandom(count: length, into: buffer, at: buffer.initialize(fromContentsOf: prefix.utf8))
+        }
+    }
+
+    /// Writes `count` random letters and digits into `buffer` from `start`; returns the index after them.
+    ///
+    /// Ten characters from each 64-bit random number (62^10 < 2^64), all numbers from one system call:
+    /// SystemRandomNumberGenerator makes one per number, and every request gets an id.
+    private static func writeRandom(count: Int, into buffer: UnsafeMutableBufferPointer<UInt8>, at start: Int) -> Int {
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: (count + 9) / 10) { words in
             fillRandom(UnsafeMutableRawBufferPointer(words))
-            var bytes = [UInt8]()
-            bytes.reserveCapacity(length)
+            let base = UInt64(alphabet.count)
             var value: UInt64 = 0
-            for index in 0..<length {
-                if index % 10 == 0 { value = words[index / 10] }
-                bytes.append(alphabet[Int(value % UInt64(alphabet.count))])
-                value /= UInt64(alphabet.count)
+            for offset in 0..<count {
+                if offset % 10 == 0 { value = words[offset / 10] }
+                buffer[start + offset] = alphabet[Int(value % base)]
+                value /= base
             }
-            return prefix + String(decoding: bytes, as: UTF8.self)
+            return start + count
         }
     }
 
