@@ -308,15 +308,23 @@ request_log: {backend: sqlite, path: "%(log)s"}
 
         return asyncio.run(run())
 
-    def cache_hits(self):
-        """The gateway's cache hits so far, from `GET /cache` on its admin socket."""
+    def admin(self, path):
+        """The JSON answer to `GET path` on the gateway's admin socket."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
             connection.connect(os.path.join(self.work, "admin", "admin.sock"))
-            connection.sendall(b"GET /cache HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+            connection.sendall(b"GET %s HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n" % path.encode())
             answer = b""
             while data := connection.recv(65536):
                 answer += data
-        return json.loads(answer.split(b"\r\n\r\n", 1)[1])["hits"]
+        return json.loads(answer.split(b"\r\n\r\n", 1)[1])
+
+    def cache_hits(self):
+        """The gateway's cache hits so far."""
+        return self.admin("/cache")["hits"]
+
+    def jobs_queued(self):
+        """How often the gateway's tasks were put on an event loop's queue so far."""
+        return self.admin("/status")["task_jobs_queued"]
 
     def logged_rows(self, config):
         output = subprocess.run([self.binary, "stats", "--config", config, "--since", "1d", "--by", "key", "--json"],
@@ -354,7 +362,9 @@ request_log: {backend: sqlite, path: "%(log)s"}
                  "<= 100 us / 1 ms")
         sent += one_gateway["requests"]
         for connections in (16, 64):
+            jobs_before = self.jobs_queued()
             direct, through = self.paired(nginx, gateway_url, connections, gateway.pid)
+            jobs_per_answer = (self.jobs_queued() - jobs_before) / max(1, through["requests"])
             sent += through["requests"]
             target = ">= 30% of direct" if connections == 16 else ""
             self.row("throughput, %d connections" % connections, "%.0f req/s" % direct["rps"],
@@ -362,6 +372,7 @@ request_log: {backend: sqlite, path: "%(log)s"}
             if connections == 16:
                 self.row("gateway CPU per answer, 1 / 16 connections", "",
                          "%.0f us / %.0f us" % (one_gateway["cpu_us"], through["cpu_us"]))
+                self.row("task jobs queued per answer, 16 connections", "", "%.1f" % jobs_per_answer)
             if connections == 64:
                 self.row("RSS after load (peak)", "", "%.1f MiB" % self.rss_mib(gateway.pid, "VmHWM"))
         # The figures above are for answers from the upstream: a prompt repeated by a thread or a run would be a
@@ -384,10 +395,13 @@ request_log: {backend: sqlite, path: "%(log)s"}
         time.sleep(5)
         sent += self.wrk(gateway_url, 1, SAME_LUA, duration=2)["requests"]
         hit = self.wrk(gateway_url, 1, SAME_LUA, pid=gateway.pid)
+        jobs_before = self.jobs_queued()
         hit16 = self.wrk(gateway_url, 16, SAME_LUA, pid=gateway.pid)
+        jobs_per_hit = (self.jobs_queued() - jobs_before) / max(1, hit16["requests"])
         self.row("cache hit (memory) p50 / p99, 1 connection", "", "%.0f us / %.0f us" % (hit["p50"], hit["p99"]), "p50 <= 150 us")
         self.row("cache hit (memory), 16 connections", "", "%.0f req/s" % hit16["rps"])
         self.row("gateway CPU per cache hit (memory), 1 / 16 connections", "", "%.0f us / %.0f us" % (hit["cpu_us"], hit16["cpu_us"]))
+        self.row("task jobs queued per cache hit, 16 connections", "", "%.1f" % jobs_per_hit)
         sent += 10 + 1000 + hit["requests"] + hit16["requests"]
         self.stop_gateway(gateway)
         logged = self.logged_rows(config)
