@@ -216,18 +216,60 @@ struct LoopPlacementTests {
         #expect(try await withDeadline(.now + .seconds(60)) { 7 } == 7)
     }
 
-    @Test func eachEventLoopGetsItsOwnClientForAProvider() async throws {
-        let clients = UpstreamClients()
+    @Test(arguments: [UpstreamClients.PlainHTTPClient.connectionPool, .asyncHTTPClient])
+    func eachEventLoopGetsItsOwnClientForAProvider(plainHTTP: UpstreamClients.PlainHTTPClient) async throws {
+        let clients = UpstreamClients(plainHTTP: plainHTTP)
         defer { clients.shutdownSync() }
         let provider = ProviderConfig(name: "local", type: .openai, baseURL: "http://127.0.0.1:9/v1")
         var seen: [ObjectIdentifier] = []
         for loop in MultiThreadedEventLoopGroup.singleton.makeIterator() {
             let client = try await loop.submit { clients.client(for: provider) }.get()
-            #expect(client.eventLoopGroup === loop)
             let again = try await loop.submit { clients.client(for: provider) }.get()
-            #expect(again === client)
-            seen.append(ObjectIdentifier(client))
+            switch (client, again) {
+            case (.pool(let pool), .pool(let same)):
+                #expect(plainHTTP == .connectionPool)
+                #expect(pool.loop === loop)
+                #expect(same === pool)
+                seen.append(ObjectIdentifier(pool))
+            case (.asyncHTTPClient(let client), .asyncHTTPClient(let same)):
+                #expect(plainHTTP == .asyncHTTPClient)
+                #expect(client.eventLoopGroup === loop)
+                #expect(same === client)
+                seen.append(ObjectIdentifier(client))
+            default:
+                Issue.record("the two calls gave different kinds of client")
+            }
         }
         #expect(Set(seen).count == seen.count)
+    }
+
+    @Test func anHTTPSProviderGoesThroughAsyncHTTPClient() {
+        let clients = UpstreamClients()
+        defer { clients.shutdownSync() }
+        let provider = ProviderConfig(name: "remote", type: .openai, baseURL: "https://api.openai.com/v1")
+        guard case .asyncHTTPClient = clients.client(for: provider) else {
+            Issue.record("an https:// provider must not use the plain-HTTP pool")
+            return
+        }
+    }
+
+    @Test(arguments: [
+        ("http://127.0.0.1:8000/v1", "127.0.0.1", 8000, "127.0.0.1:8000", "/v1"),
+        ("http://localhost/", "localhost", 80, "localhost", ""),
+        ("HTTP://[::1]:11434/api/", "::1", 11434, "[::1]:11434", "/api"),
+        ("http://[::1]", "::1", 80, "[::1]", ""),
+        ("http://vllm.internal:8000/a/b//", "vllm.internal", 8000, "vllm.internal:8000", "/a/b"),
+    ])
+    func aPlainHTTPBaseURLIsReadOnce(url: String, host: String, port: Int, authority: String, prefix: String) throws {
+        let target = try #require(UpstreamTarget(baseURL: url))
+        #expect(target.host == host)
+        #expect(target.port == port)
+        #expect(target.authority == authority)
+        #expect(target.pathPrefix == prefix)
+    }
+
+    @Test(arguments: ["https://api.openai.com/v1", "http://user:secret@host/v1", "http://host/v1?x=1", "http://host:notaport/v1", "http:///v1"])
+    func baseURLsThePoolDoesNotTakeAreLeftToAsyncHTTPClient(url: String) {
+        #expect(UpstreamTarget(baseURL: url) == nil)
     }
 }

@@ -55,10 +55,11 @@ struct FailoverTests {
         }
     }
 
-    @Test func connectionRefusedAndResetFailOver() async throws {
+    @Test(arguments: GatewayHarness.plainHTTPClients)
+    func connectionRefusedAndResetFailOver(through plainHTTP: UpstreamClients.PlainHTTPClient) async throws {
         let reset = try await ResetServer()
         let resetPort = reset.port
-        try await GatewayHarness.with(configure: { config in
+        try await GatewayHarness.with(plainHTTP: plainHTTP, configure: { config in
             Self.copyProvider(&config, from: "openai", as: "refused") { $0.baseURL = "http://127.0.0.1:1/v1" }
             Self.copyProvider(&config, from: "openai", as: "reset") { $0.baseURL = "http://127.0.0.1:\(resetPort)/v1" }
             Self.chain(&config, provider: "refused", upstream: "gpt-4o-mini", fallbacks: ["reset/gpt-4o-mini", "anthropic/claude-haiku-4-5"])
@@ -123,8 +124,9 @@ struct FailoverTests {
         }
     }
 
-    @Test func streamFailsOverBeforeTheFirstByte() async throws {
-        try await GatewayHarness.with(configure: {
+    @Test(arguments: GatewayHarness.plainHTTPClients)
+    func streamFailsOverBeforeTheFirstByte(through plainHTTP: UpstreamClients.PlainHTTPClient) async throws {
+        try await GatewayHarness.with(plainHTTP: plainHTTP, configure: {
             Self.chain(&$0, upstream: "stream-empty", fallbacks: ["anthropic/status-500", "gemini/gemini-2.5-flash"])
         }) { gateway in
             let reply = try await gateway.post(json: ["model": "chain", "stream": true, "messages": Self.hello])
@@ -140,14 +142,15 @@ struct FailoverTests {
         }
     }
 
-    @Test func streamCutAfterTheFirstByteIsAnErrorNotAFailover() async throws {
-        try await GatewayHarness.with(configure: { Self.chain(&$0, upstream: "stream-truncate", fallbacks: ["anthropic/claude-haiku-4-5"]) }) { gateway in
+    @Test(arguments: GatewayHarness.plainHTTPClients)
+    func streamCutAfterTheFirstByteIsAnErrorNotAFailover(through plainHTTP: UpstreamClients.PlainHTTPClient) async throws {
+        try await GatewayHarness.with(plainHTTP: plainHTTP, configure: { Self.chain(&$0, upstream: "stream-truncate", fallbacks: ["anthropic/claude-haiku-4-5"]) }) { gateway in
             let reply = try await gateway.post(json: ["model": "chain", "stream": true, "messages": Self.hello])
             #expect(reply.status == 200)
             #expect(reply.header("X-Provider") == "openai")
             let payloads = GatewayHarness.payloads(reply.body)
             #expect(!payloads.contains("[DONE]"))
-            #expect((try? JSON.parse(payloads.last ?? ""))?["error"]?["code"] == "stream_truncated")
+            #expect((try? JSON.parse(payloads.last ?? ""))?["error"]?["code"] == "stream_truncated", "\(payloads.last ?? "no payload")")
             #expect(gateway.anthropic.requests.isEmpty)
         }
     }

@@ -108,9 +108,10 @@ struct GatewayEndToEndTests {
         }
     }
 
-    @Test(arguments: providerModels)
-    func nonStreamedAnswerFromEachProvider(model: String, provider: String) async throws {
-        try await GatewayHarness.with { gateway in
+    @Test(arguments: providerModels, GatewayHarness.plainHTTPClients)
+    func nonStreamedAnswerFromEachProvider(_ target: (model: String, provider: String), through plainHTTP: UpstreamClients.PlainHTTPClient) async throws {
+        let (model, provider) = target
+        try await GatewayHarness.with(plainHTTP: plainHTTP) { gateway in
             let reply = try await gateway.post(
                 json: ["model": .string(model), "messages": [["role": "system", "content": "Be brief."], ["role": "user", "content": "hi there"]]],
                 headers: ["X-Request-Id": "trace-123"])
@@ -128,9 +129,10 @@ struct GatewayEndToEndTests {
         }
     }
 
-    @Test(arguments: providerModels)
-    func streamedAnswerFromEachProvider(model: String, provider: String) async throws {
-        try await GatewayHarness.with { gateway in
+    @Test(arguments: providerModels, GatewayHarness.plainHTTPClients)
+    func streamedAnswerFromEachProvider(_ target: (model: String, provider: String), through plainHTTP: UpstreamClients.PlainHTTPClient) async throws {
+        let (model, provider) = target
+        try await GatewayHarness.with(plainHTTP: plainHTTP) { gateway in
             let reply = try await gateway.post(
                 json: ["model": .string(model), "stream": true, "stream_options": ["include_usage": true],
                        "messages": [["role": "user", "content": "stream please"]]])
@@ -265,8 +267,9 @@ struct GatewayEndToEndTests {
         }
     }
 
-    @Test func stalledStreamEndsWithAnIdleTimeoutErrorChunk() async throws {
-        try await GatewayHarness.with { gateway in
+    @Test(arguments: GatewayHarness.plainHTTPClients)
+    func stalledStreamEndsWithAnIdleTimeoutErrorChunk(through plainHTTP: UpstreamClients.PlainHTTPClient) async throws {
+        try await GatewayHarness.with(plainHTTP: plainHTTP) { gateway in
             let reply = try await gateway.post(json: ["model": "openai/stall-stream", "stream": true, "messages": [["role": "user", "content": "hi"]]])
             let payloads = GatewayHarness.payloads(reply.body)
             #expect(!payloads.contains("[DONE]"))
@@ -275,8 +278,9 @@ struct GatewayEndToEndTests {
         }
     }
 
-    @Test func slowProviderHeadIs504() async throws {
-        try await GatewayHarness.with { gateway in
+    @Test(arguments: GatewayHarness.plainHTTPClients)
+    func slowProviderHeadIs504(through plainHTTP: UpstreamClients.PlainHTTPClient) async throws {
+        try await GatewayHarness.with(plainHTTP: plainHTTP) { gateway in
             let reply = try await gateway.post(json: ["model": "openai/slow-head", "messages": [["role": "user", "content": "hi"]]])
             #expect(reply.status == 504)
             #expect(reply.json?["error"]?["code"] == "upstream_timeout")
@@ -317,8 +321,9 @@ struct GatewayEndToEndTests {
         }
     }
 
-    @Test func clientDisconnectCancelsTheUpstreamStream() async throws {
-        try await GatewayHarness.with(configure: { config in
+    @Test(arguments: GatewayHarness.plainHTTPClients)
+    func clientDisconnectCancelsTheUpstreamStream(through plainHTTP: UpstreamClients.PlainHTTPClient) async throws {
+        try await GatewayHarness.with(plainHTTP: plainHTTP, configure: { config in
             for index in config.providers.indices { config.providers[index].timeouts.idle = .seconds(20) }
         }) { gateway in
             #expect(try await gateway.readTheStartOfAStallingStreamThenLeave())

@@ -51,13 +51,15 @@ public final class Gateway: Sendable {
     ///   - sourceSHA256: the SHA-256 of the configuration file `config` was read from (a reload of the same bytes is a no-op).
     ///   - notifier: systemd notifications; the default sends none.
     ///   - logLevel: the control behind `logger`'s level, so reloads can change it.
+    ///   - plainHTTP: the client for `http://` providers.
     public init(
         config: GatewayConfig, logger: Logger, requestLog: (any RequestRecordSink)? = nil, sourceSHA256: String? = nil,
-        notifier: SystemdNotifier = SystemdNotifier(environment: [:]), logLevel: LogLevelControl? = nil
+        notifier: SystemdNotifier = SystemdNotifier(environment: [:]), logLevel: LogLevelControl? = nil,
+        plainHTTP: UpstreamClients.PlainHTTPClient = .connectionPool
     ) throws {
         self.requestLog = requestLog
         self.store = ConfigStore(ConfigSnapshot(config: config, sourceSHA256: sourceSHA256))
-        self.clients = UpstreamClients()
+        self.clients = UpstreamClients(plainHTTP: plainHTTP)
         self.stores = try Stores(config: config, logger: logger)
         self.logger = logger
         self.notifier = notifier

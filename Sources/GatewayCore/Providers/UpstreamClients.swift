@@ -11,30 +11,51 @@ import NIOPosix
 /// client of the loop it runs on, so reading the client's request, calling the provider and writing the answer
 /// happen on one thread: no hand-over to another loop and back at every step.
 ///
-/// Redirects are never followed, responses are not decompressed, and the per-host connection limit is raised
-/// well above AsyncHTTPClient's default of 8 so concurrent streams do not queue behind each other.
+/// A plain-HTTP provider (`http://`: vLLM, Ollama and other servers on the host or the LAN) gets the gateway's
+/// own `UpstreamConnectionPool`, which costs about a third of AsyncHTTPClient's CPU per exchange (see the README's
+/// performance section); an HTTPS provider gets AsyncHTTPClient, for TLS and HTTP/2. Either way redirects are
+/// never followed, responses are not decompressed, and up to `connectionsPerHost` connections are open per loop
+/// so concurrent streams do not queue behind each other.
 public final class UpstreamClients: Sendable {
+    /// Which client serves plain-HTTP providers.
+    public enum PlainHTTPClient: Sendable {
+        /// The gateway's own connection pool (the default).
+        case connectionPool
+        /// AsyncHTTPClient, as for HTTPS (the tests use it to exercise that path against plain-HTTP fakes).
+        case asyncHTTPClient
+    }
+
+    /// One provider's client on one loop.
+    enum Client: Sendable {
+        case pool(UpstreamConnectionPool)
+        case asyncHTTPClient(HTTPClient)
+    }
+
     private struct Entry {
         var settings: ClientSettings
         /// One per loop of `loops`, in the same order.
-        var clients: [HTTPClient]
+        var clients: [Client]
     }
 
     private struct ClientSettings: Equatable {
+        var baseURL: String
         var connect: Duration
         var read: Duration
     }
 
-    private let state = NIOLockedValueBox<(active: [String: Entry], retired: [HTTPClient])>(([:], []))
-    /// Connections per upstream host (HTTP/1.1: one per request in flight, so one per open stream). Requests
-    /// beyond it wait for a free connection, within the provider's connect timeout.
+    private let state = NIOLockedValueBox<(active: [String: Entry], retired: [Client])>(([:], []))
+    /// Connections per upstream host and loop (HTTP/1.1: one per request in flight, so one per open stream).
+    /// Through AsyncHTTPClient, requests beyond it wait for a free connection within the provider's connect
+    /// timeout; through the connection pool they fail over at once.
     public static let connectionsPerHost = 4096
 
     /// The event loops the clients are spread over.
     private let loops: [any EventLoop]
+    private let plainHTTP: PlainHTTPClient
 
-    public init() {
+    public init(plainHTTP: PlainHTTPClient = .connectionPool) {
         loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
+        self.plainHTTP = plainHTTP
     }
 
     /// Makes (or keeps) a client for every provider in `config`.
@@ -42,9 +63,30 @@ public final class UpstreamClients: Sendable {
         for provider in config.providers { _ = client(for: provider) }
     }
 
+    /// Sends `request` to `provider` as a POST and waits for the response head.
+    /// - Parameter headDeadline: when the head must have arrived.
+    /// - Throws: the client's error; `ChatProxy.transportFailure` classifies it.
+    func post(_ request: UpstreamRequest, to provider: ProviderConfig, headDeadline: ContinuousClock.Instant, logger: Logger)
+        async throws -> UpstreamResponse
+    {
+        let body = ByteBuffer(bytes: request.body.bytes())
+        let deadline = NIODeadline.now() + TimeAmount(ContinuousClock.now.duration(to: headDeadline))
+        switch client(for: provider) {
+        case .pool(let pool):
+            return try await pool.post(path: request.path, headers: request.headers, body: body, headDeadline: deadline)
+        case .asyncHTTPClient(let client):
+            var http = HTTPClientRequest(url: ChatProxy.joinURL(provider.baseURL, request.path))
+            http.method = .POST
+            for header in request.headers { http.headers.add(name: header.name, value: header.value) }
+            http.body = .bytes(body)
+            let response = try await client.execute(http, deadline: deadline, logger: logger)
+            return UpstreamResponse(status: response.status, headers: response.headers, body: UpstreamBody(storage: .client(response.body)))
+        }
+    }
+
     /// The client for `provider` on the calling thread's event loop (a random loop's when called elsewhere), made on first use
-    /// or when the provider's timers changed.
-    public func client(for provider: ProviderConfig) -> HTTPClient {
+    /// or when the provider's address or timers changed.
+    func client(for provider: ProviderConfig) -> Client {
         let clients = clients(for: provider)
         if let current = MultiThreadedEventLoopGroup.currentEventLoop, let index = loops.firstIndex(where: { $0 === current }) {
             return clients[index]
@@ -52,21 +94,33 @@ public final class UpstreamClients: Sendable {
         return clients[Int.random(in: 0..<clients.count)]
     }
 
-    private func clients(for provider: ProviderConfig) -> [HTTPClient] {
+    private func clients(for provider: ProviderConfig) -> [Client] {
         let settings = ClientSettings(
-            connect: provider.timeouts.connect, read: max(provider.timeouts.firstByte, provider.timeouts.idle))
+            baseURL: provider.baseURL, connect: provider.timeouts.connect, read: max(provider.timeouts.firstByte, provider.timeouts.idle))
         return state.withLockedValue { state in
             if let entry = state.active[provider.name], entry.settings == settings { return entry.clients }
-            if let old = state.active[provider.name] { state.retired += old.clients }
-            var configuration = HTTPClient.Configuration(
-                redirectConfiguration: .disallow,
-                timeout: .init(connect: .init(settings.connect), read: .init(settings.read)),
-                connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: Self.connectionsPerHost),
-                decompression: .disabled)
-            configuration.httpVersion = .automatic
-            // No tracer is ever bootstrapped: without this, every request still builds a span and its attributes.
-            configuration.tracing.tracer = nil
-            let clients = loops.map { HTTPClient(eventLoopGroup: $0, configuration: configuration) }
+            if let old = state.active[provider.name] {
+                for case .pool(let pool) in old.clients { pool.retire() }
+                state.retired += old.clients
+            }
+            let clients: [Client]
+            if plainHTTP == .connectionPool, let target = UpstreamTarget(baseURL: provider.baseURL) {
+                clients = loops.map {
+                    .pool(UpstreamConnectionPool(
+                        target: target, loop: $0, connectTimeout: TimeAmount(settings.connect), readTimeout: TimeAmount(settings.read),
+                        maximumConnections: Self.connectionsPerHost))
+                }
+            } else {
+                var configuration = HTTPClient.Configuration(
+                    redirectConfiguration: .disallow,
+                    timeout: .init(connect: .init(settings.connect), read: .init(settings.read)),
+                    connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: Self.connectionsPerHost),
+                    decompression: .disabled)
+                configuration.httpVersion = .automatic
+                // No tracer is ever bootstrapped: without this, every request still builds a span and its attributes.
+                configuration.tracing.tracer = nil
+                clients = loops.map { .asyncHTTPClient(HTTPClient(eventLoopGroup: $0, configuration: configuration)) }
+            }
             state.active[provider.name] = Entry(settings: settings, clients: clients)
             return clients
         }
@@ -74,15 +128,25 @@ public final class UpstreamClients: Sendable {
 
     /// Shuts every client down; requests still running fail.
     public func shutdown() async {
-        for client in takeAll() { try? await client.shutdown() }
+        for client in takeAll() {
+            switch client {
+            case .pool(let pool): pool.retire()
+            case .asyncHTTPClient(let client): try? await client.shutdown()
+            }
+        }
     }
 
     /// Shuts every client down from synchronous code.
     public func shutdownSync() {
-        for client in takeAll() { try? client.syncShutdown() }
+        for client in takeAll() {
+            switch client {
+            case .pool(let pool): pool.retire()
+            case .asyncHTTPClient(let client): try? client.syncShutdown()
+            }
+        }
     }
 
-    private func takeAll() -> [HTTPClient] {
+    private func takeAll() -> [Client] {
         state.withLockedValue { state in
             let all = state.active.values.flatMap(\.clients) + state.retired
             state = ([:], [])

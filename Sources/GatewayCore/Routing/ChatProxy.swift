@@ -10,7 +10,7 @@ public struct OpenedUpstream: Sendable {
     /// The adapter for its provider.
     public var adapter: any ProviderAdapter
     /// The response; its body is still to be read.
-    public var response: HTTPClientResponse
+    public var response: UpstreamResponse
     /// When the whole request must be done.
     public var deadline: ContinuousClock.Instant
 }
@@ -50,16 +50,9 @@ public struct ChatProxy: Sendable {
             throw failure
         }
         let headDeadline = min(ContinuousClock.now + provider.timeouts.firstByte, deadline)
-
-        var http = HTTPClientRequest(url: Self.joinURL(provider.baseURL, upstream.path))
-        http.method = .POST
-        for header in upstream.headers { http.headers.add(name: header.name, value: header.value) }
-        http.body = .bytes(ByteBuffer(bytes: upstream.body.bytes()))
-
-        let response: HTTPClientResponse
+        let response: UpstreamResponse
         do {
-            response = try await clients.client(for: provider).execute(
-                http, deadline: .now() + TimeAmount(ContinuousClock.now.duration(to: headDeadline)), logger: logger)
+            response = try await clients.post(upstream, to: provider, headDeadline: headDeadline, logger: logger)
         } catch {
             throw Self.transportFailure(error, provider: provider)
         }
@@ -107,18 +100,31 @@ public struct ChatProxy: Sendable {
                 GatewayError(status: 499, type: "api_error", message: "The request was cancelled.", code: "cancelled"),
                 triggersFailover: false)
         }
+        if let error = error as? UpstreamConnectionError {
+            switch error {
+            case .headTimeout: return headTimeout(provider)
+            case .readTimeout: return idleTimeout(provider)
+            case .tooManyConnections(let limit):
+                return AttemptFailure(
+                    .unavailable("Provider '\(name)' already has \(limit) requests in flight on this event loop; try again later."),
+                    triggersFailover: true)
+            case .responseTooLarge(let limit):
+                return AttemptFailure(.badGateway("Provider '\(name)' answered with more than \(Units.formatSize(limit))."), triggersFailover: true)
+            case .closed:
+                return AttemptFailure(
+                    .badGateway("Could not reach provider '\(name)': the connection closed before the response was complete.", code: "upstream_unreachable"),
+                    triggersFailover: true)
+            case .protocolViolation:
+                return AttemptFailure(
+                    .badGateway("Provider '\(name)' did not answer with valid HTTP/1.1.", code: "upstream_unreachable"), triggersFailover: true)
+            }
+        }
+        if let error = error as? ChannelError, case .connectTimeout = error { return connectTimeout(provider) }
         if let error = error as? HTTPClientError {
             switch error {
-            case .deadlineExceeded:
-                return AttemptFailure(
-                    .gatewayTimeout("Provider '\(name)' sent no response within its first_byte timeout (\(Units.format(provider.timeouts.firstByte)))."),
-                    triggersFailover: true, timedOut: true)
-            case .connectTimeout:
-                return AttemptFailure(
-                    .gatewayTimeout("Could not connect to provider '\(name)' within its connect timeout (\(Units.format(provider.timeouts.connect)))."),
-                    triggersFailover: true, timedOut: true)
-            case .readTimeout:
-                return AttemptFailure(.gatewayTimeout("Provider '\(name)' stopped sending data (idle timeout)."), triggersFailover: true, timedOut: true)
+            case .deadlineExceeded: return headTimeout(provider)
+            case .connectTimeout: return connectTimeout(provider)
+            case .readTimeout: return idleTimeout(provider)
             default:
                 break
             }
@@ -128,6 +134,22 @@ public struct ChatProxy: Sendable {
             triggersFailover: true)
     }
 
+    private static func headTimeout(_ provider: ProviderConfig) -> AttemptFailure {
+        AttemptFailure(
+            .gatewayTimeout("Provider '\(provider.name)' sent no response within its first_byte timeout (\(Units.format(provider.timeouts.firstByte)))."),
+            triggersFailover: true, timedOut: true)
+    }
+
+    private static func connectTimeout(_ provider: ProviderConfig) -> AttemptFailure {
+        AttemptFailure(
+            .gatewayTimeout("Could not connect to provider '\(provider.name)' within its connect timeout (\(Units.format(provider.timeouts.connect)))."),
+            triggersFailover: true, timedOut: true)
+    }
+
+    private static func idleTimeout(_ provider: ProviderConfig) -> AttemptFailure {
+        AttemptFailure(.gatewayTimeout("Provider '\(provider.name)' stopped sending data (idle timeout)."), triggersFailover: true, timedOut: true)
+    }
+
     /// A short name for an error's kind that cannot carry a URL or a key.
     private static func kind(of error: any Error) -> String {
         let text = String(describing: type(of: error))
@@ -135,7 +157,7 @@ public struct ChatProxy: Sendable {
     }
 
     /// Maps a provider's error status: 429 and 5xx fail over; other client errors go back to the client as they are.
-    static func statusFailure(_ response: HTTPClientResponse, provider: ProviderConfig, adapter: any ProviderAdapter) async -> AttemptFailure {
+    static func statusFailure(_ response: UpstreamResponse, provider: ProviderConfig, adapter: any ProviderAdapter) async -> AttemptFailure {
         let status = Int(response.status.code)
         let body = try? await response.body.collect(upTo: 1024 * 1024)
         var detail = body.flatMap { try? JSON.parse($0.readableBytesView) }.flatMap { adapter.errorMessage(from: $0) }

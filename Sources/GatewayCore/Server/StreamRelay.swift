@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import Atomics
-import AsyncHTTPClient
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore

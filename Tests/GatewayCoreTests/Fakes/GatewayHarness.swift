@@ -24,6 +24,9 @@ struct GatewayHarness: Sendable {
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
+    /// Both clients a plain-HTTP provider can get, for tests that run through each.
+    static let plainHTTPClients: [UpstreamClients.PlainHTTPClient] = [.connectionPool, .asyncHTTPClient]
+
     /// The default configuration: the three providers, two keys (one limited to `gpt-*`).
     static func defaultConfig(ports: [FakeUpstream.Kind: Int], fakes: [FakeUpstream]) -> GatewayConfig {
         var config = GatewayConfig()
@@ -53,7 +56,9 @@ struct GatewayHarness: Sendable {
     }
 
     /// Starts the fakes and the gateway, runs `body`, then stops everything.
+    /// - Parameter plainHTTP: the client the gateway uses for the fakes (all plain HTTP).
     static func with(
+        plainHTTP: UpstreamClients.PlainHTTPClient = .connectionPool,
         configure: @Sendable (inout GatewayConfig) -> Void = { _ in },
         _ body: @Sendable (GatewayHarness) async throws -> Void
     ) async throws {
@@ -70,7 +75,7 @@ struct GatewayHarness: Sendable {
             var config = defaultConfig(ports: ports, fakes: fakes)
             configure(&config)
             do {
-                try await runGateway(config: config) { port, records in
+                try await runGateway(config: config, plainHTTP: plainHTTP) { port, records in
                     try await body(GatewayHarness(port: port, openai: fakes[0], anthropic: fakes[1], gemini: fakes[2], fakePorts: ports, config: config, records: records))
                 }
             } catch {
@@ -89,11 +94,13 @@ struct GatewayHarness: Sendable {
     }
 
     /// Runs a gateway on a free port while `body` runs with that port, then stops it.
-    private static func runGateway(config: GatewayConfig, _ body: (Int, RecordCollector) async throws -> Void) async throws {
+    private static func runGateway(
+        config: GatewayConfig, plainHTTP: UpstreamClients.PlainHTTPClient = .connectionPool, _ body: (Int, RecordCollector) async throws -> Void
+    ) async throws {
         var logger = Logger(label: "gateway-test")
         logger.logLevel = .critical
         let records = RecordCollector()
-        let gateway = try Gateway(config: config, logger: logger, requestLog: records)
+        let gateway = try Gateway(config: config, logger: logger, requestLog: records, plainHTTP: plainHTTP)
         let (stream, continuation) = AsyncStream<Int>.makeStream()
         let app = gateway.makeApplication { port in continuation.yield(port) }
         try await withThrowingTaskGroup(of: Void.self) { group in

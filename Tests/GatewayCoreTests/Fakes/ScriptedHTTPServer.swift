@@ -1,0 +1,139 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// An HTTP/1.1 server on a free loopback port that answers each request with raw bytes chosen by a script,
+/// for testing how the gateway's own client treats connections: reuse, closes, silences and stalls.
+final class ScriptedHTTPServer: Sendable {
+    /// What to do with one request.
+    enum Reply: Sendable {
+        /// Send these parts, each `pause` after the one before, then close the connection if `close`.
+        case parts([String], pause: TimeAmount = .zero, close: Bool = false)
+        /// Never answer.
+        case silence
+    }
+
+    /// A request as the server read it.
+    struct Received: Sendable {
+        var head: HTTPRequestHead
+        var body: String
+        /// Which accepted connection (0, 1, …) it came on.
+        var connection: Int
+    }
+
+    private let channel: any Channel
+    private let state: NIOLockedValueBox<(connections: Int, closed: Int, received: [Received], partsSent: Int)>
+
+    /// The bound port.
+    var port: Int { channel.localAddress?.port ?? 0 }
+    /// Connections accepted so far.
+    var connections: Int { state.withLockedValue { $0.connections } }
+    /// Connections that have closed so far.
+    var closedConnections: Int { state.withLockedValue { $0.closed } }
+    /// Requests read so far.
+    var received: [Received] { state.withLockedValue { $0.received } }
+    /// Parts of replies written so far.
+    var partsSent: Int { state.withLockedValue { $0.partsSent } }
+
+    /// - Parameter script: the reply to each request, given the request and its position (0, 1, …).
+    init(_ script: @escaping @Sendable (Received, Int) -> Reply) async throws {
+        let state = NIOLockedValueBox<(connections: Int, closed: Int, received: [Received], partsSent: Int)>((0, 0, [], 0))
+        self.state = state
+        channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                let number = state.withLockedValue { state in
+                    defer { state.connections += 1 }
+                    return state.connections
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(Answerer(connection: number, state: state, script: script))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    func close() async {
+        try? await channel.close()
+    }
+
+    private final class Answerer: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = ByteBuffer
+
+        let connection: Int
+        let state: NIOLockedValueBox<(connections: Int, closed: Int, received: [Received], partsSent: Int)>
+        let script: @Sendable (Received, Int) -> Reply
+        var head: HTTPRequestHead?
+        var body = ""
+
+        init(connection: Int, state: NIOLockedValueBox<(connections: Int, closed: Int, received: [Received], partsSent: Int)>, script: @escaping @Sendable (Received, Int) -> Reply) {
+            self.connection = connection
+            self.state = state
+            self.script = script
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head):
+                self.head = head
+                body = ""
+            case .body(let buffer):
+                body += String(buffer: buffer)
+            case .end:
+                guard let head else { return }
+                let request = Received(head: head, body: body, connection: connection)
+                let index = state.withLockedValue { state in
+                    state.received.append(request)
+                    return state.received.count - 1
+                }
+                switch script(request, index) {
+                case .silence: break
+                case .parts(let parts, let pause, let close):
+                    send(parts[...], pause: pause, close: close, context: context)
+                }
+            }
+        }
+
+        /// Sends each part `pause` after the one before (the first `pause` after the request), then closes if `close`.
+        private func send(_ parts: ArraySlice<String>, pause: TimeAmount, close: Bool, context: ChannelHandlerContext) {
+            guard let part = parts.first else {
+                if close { context.close(promise: nil) }
+                return
+            }
+            let write = { [self] in
+                state.withLockedValue { $0.partsSent += 1 }
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: part)), promise: nil)
+                send(parts.dropFirst(), pause: pause, close: close, context: context)
+            }
+            if pause == .zero {
+                write()
+            } else {
+                context.eventLoop.assumeIsolated().scheduleTask(in: pause, write)
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            state.withLockedValue { $0.closed += 1 }
+            context.fireChannelInactive()
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            context.close(promise: nil)
+        }
+    }
+
+    /// A complete 200 answer carrying `body`, kept alive unless `close`.
+    static func ok(_ body: String, close: Bool = false) -> String {
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n" + (close ? "connection: close\r\n" : "") + "\r\n" + body
+    }
+
+    /// The head of a chunked 200 answer.
+    static let chunkedHead = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+
+    /// One chunk of a chunked body.
+    static func chunk(_ text: String) -> String {
+        String(text.utf8.count, radix: 16) + "\r\n" + text + "\r\n"
+    }
+}
