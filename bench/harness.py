@@ -238,7 +238,8 @@ request_log: {backend: sqlite, path: "%(log)s"}
     # MARK: streams
 
     def stream_once(self, port, authorised):
-        """One streamed request: (time to first content chunk, gaps between content chunks), in microseconds."""
+        """One streamed request: (time to first content chunk, gaps between content chunks, each content chunk's
+        time from the upstream's send to its arrival here), in microseconds."""
         body = json.dumps({"model": "bench-stream", "stream": True,
                            "messages": [{"role": "user", "content": "stream %d" % time.time_ns()}]}).encode()
         connection = socket.create_connection(("127.0.0.1", port))
@@ -247,13 +248,15 @@ request_log: {backend: sqlite, path: "%(log)s"}
             headers += "Authorization: Bearer %s\r\nCache-Control: no-store\r\n" % KEY
         started = time.perf_counter()
         connection.sendall((headers + "Content-Length: %d\r\n\r\n" % len(body)).encode() + body)
-        arrivals, buffer = [], b""
+        arrivals, deliveries, buffer = [], [], b""
         while True:
             data = connection.recv(65536)
             if not data:
                 break
             now = time.perf_counter()
+            received_ns = time.monotonic_ns()
             buffer += data
+            deliveries.extend((received_ns - int(sent)) / 1e3 for sent in re.findall(rb"tok\d+@(\d+)", data))
             end = buffer.rfind(b"\n\n")
             if end < 0:
                 continue
@@ -266,15 +269,17 @@ request_log: {backend: sqlite, path: "%(log)s"}
             raise SystemExit("a stream brought no content chunk (port %d)" % port)
         first = (arrivals[0] - started) * 1e6
         gaps = [(b - a) * 1e6 for a, b in zip(arrivals, arrivals[1:])]
-        return first, gaps
+        return first, gaps, deliveries
 
     def streams(self, port, authorised, count=10):
-        firsts, gaps = [], []
+        firsts, gaps, deliveries = [], [], []
         for _ in range(count):
-            first, between = self.stream_once(port, authorised)
+            first, between, delivered = self.stream_once(port, authorised)
             firsts.append(first)
             gaps.extend(between)
-        return statistics.median(firsts), statistics.median(gaps), percentile(gaps, 99)
+            deliveries.extend(delivered)
+        return (statistics.median(firsts), statistics.median(gaps), percentile(gaps, 99),
+                statistics.median(deliveries), percentile(deliveries, 99))
 
     def open_streams(self, gateway_pid, count):
         """Opens `count` concurrent streams through the gateway; returns its RSS (MiB) while all are open."""
@@ -382,11 +387,13 @@ request_log: {backend: sqlite, path: "%(log)s"}
         if hits:
             raise SystemExit("%d cache hits while every prompt should have been new: the figures are not for misses" % hits)
 
-        first_direct, gap_direct, gap99_direct = self.streams(PORTS["stream"], False)
-        first_gateway, gap_gateway, gap99_gateway = self.streams(PORTS["gateway"], True)
+        first_direct, gap_direct, gap99_direct, sent_direct, sent99_direct = self.streams(PORTS["stream"], False)
+        first_gateway, gap_gateway, gap99_gateway, sent_gateway, sent99_gateway = self.streams(PORTS["gateway"], True)
         self.row("stream: first content chunk", "%.0f us" % first_direct, "%.0f us (+%.0f us)" % (first_gateway, first_gateway - first_direct))
         self.row("stream: gap between chunks p50 / p99", "%.0f / %.0f us" % (gap_direct, gap99_direct),
-                 "%.0f / %.0f us (%+.0f / %+.0f us)" % (gap_gateway, gap99_gateway, gap_gateway - gap_direct, gap99_gateway - gap99_direct),
+                 "%.0f / %.0f us (%+.0f / %+.0f us)" % (gap_gateway, gap99_gateway, gap_gateway - gap_direct, gap99_gateway - gap99_direct))
+        self.row("stream: chunk sent to received p50 / p99", "%.0f / %.0f us" % (sent_direct, sent99_direct),
+                 "%.0f / %.0f us (%+.0f / %+.0f us)" % (sent_gateway, sent99_gateway, sent_gateway - sent_direct, sent99_gateway - sent99_direct),
                  "each chunk within 1 ms")
         rss, opened = self.open_streams(gateway.pid, 1000)
         self.row("RSS with 1,000 open streams", "", "%.1f MiB (%d of 1000 streaming)" % (rss, opened), "< 150 MiB")

@@ -1,5 +1,6 @@
 """A streaming OpenAI-compatible upstream for benchmarks: every chat completion is answered as an SSE stream of
-CHUNKS content chunks sent INTERVAL_MS apart, then a usage chunk and [DONE]. asyncio, so a thousand open
+CHUNKS content chunks sent INTERVAL_MS apart (each content carries its send time in
+nanoseconds of CLOCK_MONOTONIC: "tok3@123456789 "), then a usage chunk and [DONE]. asyncio, so a thousand open
 streams cost it little.
 
 Usage: python3 bench/stream_upstream.py PORT CHUNKS INTERVAL_MS
@@ -7,6 +8,7 @@ Usage: python3 bench/stream_upstream.py PORT CHUNKS INTERVAL_MS
 import asyncio
 import json
 import sys
+import time
 
 PORT, CHUNKS, INTERVAL = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]) / 1000
 
@@ -44,7 +46,9 @@ async def handle(reader, writer):
             await writer.drain()
             for index in range(CHUNKS):
                 await asyncio.sleep(INTERVAL)
-                writer.write(frame(chunk({"content": "tok%d " % index})))
+                # The send time (CLOCK_MONOTONIC, shared by every process here) lets the harness see how long
+                # each chunk took to arrive, directly or through the gateway.
+                writer.write(frame(chunk({"content": "tok%d@%d " % (index, time.monotonic_ns())})))
                 await writer.drain()
             writer.write(frame(chunk({}, finish="stop")))
             writer.write(frame(chunk(None, usage={"prompt_tokens": 10, "completion_tokens": CHUNKS, "total_tokens": 10 + CHUNKS})))
