@@ -287,6 +287,30 @@ struct GatewayEndToEndTests {
         }
     }
 
+    @Test(arguments: GatewayHarness.plainHTTPClients)
+    func anAnswerWhoseBodyOutlivesTheTotalTimeoutIs504(through plainHTTP: UpstreamClients.PlainHTTPClient) async throws {
+        // The head arrives at once, then half the body, then nothing: only the total timeout can end it.
+        let server = try await ScriptedHTTPServer { _, _ in
+            .parts(["HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n{\"id\":\"chatcmpl-1\","])
+        }
+        let port = server.port
+        try await GatewayHarness.with(plainHTTP: plainHTTP, configure: { config in
+            FailoverTests.copyProvider(&config, from: "openai", as: "stalling") { provider in
+                provider.baseURL = "http://127.0.0.1:\(port)/v1"
+                provider.timeouts.idle = .seconds(20)
+                provider.timeouts.firstByte = .seconds(20)
+                provider.timeouts.total = .milliseconds(400)
+            }
+        }) { gateway in
+            let started = ContinuousClock.now
+            let reply = try await gateway.post(json: ["model": "stalling/gpt-4o-mini", "messages": [["role": "user", "content": "hi"]]])
+            #expect(reply.status == 504)
+            #expect(reply.json?["error"]?["message"]?.stringValue?.contains("total timeout") == true, "\(reply.body)")
+            #expect(ContinuousClock.now - started < .seconds(5))
+        }
+        await server.close()
+    }
+
     @Test func modelsListFollowsTheKeysAllowList() async throws {
         try await GatewayHarness.with { gateway in
             let all = try await gateway.get("/v1/models")

@@ -93,6 +93,25 @@ struct UpstreamConnectionPoolTests {
         #expect(server.connections == 2)
     }
 
+    @Test func aKeptAliveConnectionClosedUnderARequestIsRetriedOnceOnANewOne() async throws {
+        // The second request finds the provider closing the connection it was sent on, as when a server's
+        // keep-alive timeout races the request.
+        let server = try await ScriptedHTTPServer { _, index in index == 1 ? .parts([], close: true) : .parts([ScriptedHTTPServer.ok("answer \(index)")]) }
+        let pool = Self.pool(server)
+        defer { pool.retire() }
+        #expect(String(buffer: try await Self.post(pool).body.collect(upTo: 1024)) == "answer 0")
+        #expect(String(buffer: try await Self.post(pool).body.collect(upTo: 1024)) == "answer 2")
+        #expect(server.received.map(\.connection) == [0, 0, 1])
+    }
+
+    @Test func aNewConnectionClosedUnderARequestIsNotRetried() async throws {
+        let server = try await ScriptedHTTPServer { _, _ in .parts([], close: true) }
+        let pool = Self.pool(server)
+        defer { pool.retire() }
+        await #expect(throws: UpstreamConnectionError.closed) { try await Self.post(pool) }
+        #expect(server.received.count == 1)
+    }
+
     @Test func aChunkedBodyArrivesAsItIsSent() async throws {
         let server = try await ScriptedHTTPServer { _, _ in
             .parts([ScriptedHTTPServer.chunkedHead, ScriptedHTTPServer.chunk("data: one\n\n"), ScriptedHTTPServer.chunk("data: two\n\n"), "0\r\n\r\n"],
@@ -129,6 +148,18 @@ struct UpstreamConnectionPoolTests {
         var iterator = response.body.makeAsyncIterator()
         #expect(try await iterator.next().map { String(buffer: $0) } == "data: one\n\n")
         await #expect(throws: UpstreamConnectionError.readTimeout) { _ = try await iterator.next() }
+        #expect(try await Self.eventually { server.closedConnections == 1 && pool.openConnections == 0 })
+    }
+
+    @Test func aBodyUnfinishedAtTheBodyDeadlineIsABodyTimeout() async throws {
+        let server = try await ScriptedHTTPServer { _, _ in .parts(["HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npart"]) }
+        let pool = Self.pool(server)
+        defer { pool.retire() }
+        let response = try await pool.post(
+            path: "/chat/completions", headers: [], body: ByteBuffer(string: "{}"), headDeadline: .now() + .seconds(5),
+            bodyDeadline: .now() + .milliseconds(150))
+        #expect(response.body.endsAtDeadline)
+        await #expect(throws: UpstreamConnectionError.bodyTimeout) { _ = try await response.body.collect(upTo: 1024) }
         #expect(try await Self.eventually { server.closedConnections == 1 && pool.openConnections == 0 })
     }
 

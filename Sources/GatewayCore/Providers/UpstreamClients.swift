@@ -64,16 +64,23 @@ public final class UpstreamClients: Sendable {
     }
 
     /// Sends `request` to `provider` as a POST and waits for the response head.
-    /// - Parameter headDeadline: when the head must have arrived.
+    /// - Parameters:
+    ///   - headDeadline: when the head must have arrived.
+    ///   - bodyDeadline: when the whole body must have arrived, for a client that can enforce it (the response's
+    ///     `body.endsAtDeadline` says whether it did).
     /// - Throws: the client's error; `ChatProxy.transportFailure` classifies it.
-    func post(_ request: UpstreamRequest, to provider: ProviderConfig, headDeadline: ContinuousClock.Instant, logger: Logger)
-        async throws -> UpstreamResponse
-    {
+    func post(
+        _ request: UpstreamRequest, to provider: ProviderConfig, headDeadline: ContinuousClock.Instant,
+        bodyDeadline: ContinuousClock.Instant? = nil, logger: Logger
+    ) async throws -> UpstreamResponse {
         let body = ByteBuffer(bytes: request.body.bytes())
-        let deadline = NIODeadline.now() + TimeAmount(ContinuousClock.now.duration(to: headDeadline))
+        let now = (clock: ContinuousClock.now, loop: NIODeadline.now())
+        let deadline = now.loop + TimeAmount(now.clock.duration(to: headDeadline))
         switch client(for: provider) {
         case .pool(let pool):
-            return try await pool.post(path: request.path, headers: request.headers, body: body, headDeadline: deadline)
+            return try await pool.post(
+                path: request.path, headers: request.headers, body: body, headDeadline: deadline,
+                bodyDeadline: bodyDeadline.map { now.loop + TimeAmount(now.clock.duration(to: $0)) })
         case .asyncHTTPClient(let client):
             var http = HTTPClientRequest(url: ChatProxy.joinURL(provider.baseURL, request.path))
             http.method = .POST

@@ -88,19 +88,36 @@ final class UpstreamConnectionPool: Sendable {
     /// Sends a POST of `body` to `path` (appended to the base URL's path) and waits for the response head.
     /// - Parameters:
     ///   - headDeadline: when the head must have arrived; connecting counts against it too.
+    ///   - bodyDeadline: when the whole body must have arrived (reading it then fails with
+    ///     `UpstreamConnectionError.bodyTimeout`); nil leaves that to the reader.
     /// - Throws: `UpstreamConnectionError`, `ChannelError.connectTimeout`, a connection error, or
     ///   `CancellationError` when the task is cancelled first (the connection is then closed).
-    func post(path: String, headers: [(name: String, value: String)], body: ByteBuffer, headDeadline: NIODeadline)
-        async throws -> UpstreamResponse
+    func post(
+        path: String, headers: [(name: String, value: String)], body: ByteBuffer, headDeadline: NIODeadline, bodyDeadline: NIODeadline? = nil
+    ) async throws -> UpstreamResponse
     {
         var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: target.pathPrefix + path)
         head.headers.reserveCapacity(headers.count + 2)
         head.headers.add(name: "host", value: target.authority)
         for header in headers { head.headers.add(name: header.name, value: header.value) }
         head.headers.add(name: "content-length", value: String(body.readableBytes))
-        let connection = try await checkOut(headDeadline: headDeadline)
+        let (connection, reused) = try await checkOut(headDeadline: headDeadline, reuse: true)
+        do {
+            return try await send(head: head, body: body, headDeadline: headDeadline, bodyDeadline: bodyDeadline, on: connection)
+        } catch UpstreamConnectionError.closed where reused && !Task.isCancelled && NIODeadline.now() < headDeadline {
+            // A kept-alive connection that closed before any answer: usually a server's keep-alive timeout racing
+            // the request. The request goes once more, on a new connection; a second failure is final (and the
+            // chain may fail over, which would send it again elsewhere anyway).
+            let (fresh, _) = try await checkOut(headDeadline: headDeadline, reuse: false)
+            return try await send(head: head, body: body, headDeadline: headDeadline, bodyDeadline: bodyDeadline, on: fresh)
+        }
+    }
+
+    private func send(
+        head: HTTPRequestHead, body: ByteBuffer, headDeadline: NIODeadline, bodyDeadline: NIODeadline?, on connection: Connection
+    ) async throws -> UpstreamResponse {
         let exchange = UpstreamExchangeHandler.Exchange(
-            head: head, body: body, headDeadline: headDeadline, response: loop.makePromise(of: UpstreamResponse.self))
+            head: head, body: body, headDeadline: headDeadline, bodyDeadline: bodyDeadline, response: loop.makePromise(of: UpstreamResponse.self))
         let handler = connection.handler
         if loop.inEventLoop {
             handler.value.start(exchange)
@@ -119,19 +136,19 @@ final class UpstreamConnectionPool: Sendable {
         }
     }
 
-    /// An idle connection, or a new one.
-    private func checkOut(headDeadline: NIODeadline) async throws -> Connection {
+    /// An idle connection (when `reuse`), or a new one; and whether it was idle.
+    private func checkOut(headDeadline: NIODeadline, reuse: Bool) async throws -> (Connection, reused: Bool) {
         let reserved = try state.withLockedValue { state -> Connection? in
-            while let idle = state.idle.popLast() {
+            while reuse, let idle = state.idle.popLast() {
                 if idle.connection.channel.isActive { return idle.connection }
             }
             guard state.open < maximumConnections else { throw UpstreamConnectionError.tooManyConnections(maximumConnections) }
             state.open += 1
             return nil
         }
-        if let reserved { return reserved }
+        if let reserved { return (reserved, true) }
         do {
-            return try await connect(timeout: min(connectTimeout, headDeadline - .now()))
+            return (try await connect(timeout: min(connectTimeout, headDeadline - .now())), false)
         } catch {
             state.withLockedValue { $0.open -= 1 }
             throw error

@@ -17,6 +17,8 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         var body: ByteBuffer
         /// When the response head must have arrived.
         var headDeadline: NIODeadline
+        /// When the whole body must have arrived, if the pool enforces that.
+        var bodyDeadline: NIODeadline?
         var response: EventLoopPromise<UpstreamResponse>
     }
 
@@ -39,6 +41,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     private var readHeldBack = false
     private var lastRead = NIODeadline.now()
     private var readTimer: Scheduled<Void>?
+    private var bodyDeadline: NIODeadline?
 
     init(pool: UpstreamConnectionPool, readTimeout: TimeAmount) {
         self.pool = pool
@@ -69,6 +72,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             fail(promise: promise, UpstreamConnectionError.headTimeout)
         }
         state = .awaitingHead(exchange.response, timer: timer)
+        bodyDeadline = exchange.bodyDeadline
         readerWantsMore = true
         context.write(wrapOutboundOut(.head(exchange.head)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(exchange.body))), promise: nil)
@@ -80,10 +84,12 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Fails the exchange waiting for its head. A reset, a broken pipe or an end of stream all mean the same
+    /// there: the connection closed before any answer (which the pool may retry on a new connection).
     private func fail(promise: EventLoopPromise<UpstreamResponse>, _ error: any Error) {
         if case .awaitingHead(_, let timer) = state { timer.cancel() }
         state = .closed
-        promise.fail(error)
+        promise.fail(error is IOError || error is ChannelError ? UpstreamConnectionError.closed : error)
         context?.close(promise: nil)
     }
 
@@ -101,7 +107,9 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
                 delegate: UpstreamBodyDemand(handler: NIOLoopBound(self, eventLoop: context.eventLoop), generation: generation))
             state = .streaming(body.source, keepAlive: head.isKeepAlive)
             armReadTimer(context: context)
-            promise.succeed(UpstreamResponse(status: head.status, headers: head.headers, body: UpstreamBody(storage: .connection(body.sequence))))
+            promise.succeed(UpstreamResponse(
+                status: head.status, headers: head.headers,
+                body: UpstreamBody(storage: .connection(body.sequence), endsAtDeadline: bodyDeadline != nil)))
         case .body(let part):
             guard case .streaming(let source, _) = state else { return protocolViolation(context: context) }
             lastRead = .now()
@@ -191,8 +199,8 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         closeMidBody(context: context, CancellationError())
     }
 
-    /// Fails the body when nothing arrived for `readTimeout` while the reader was waiting for it. The timer is
-    /// re-armed from the last read when it fires, instead of at every read.
+    /// Fails the body when nothing arrived for `readTimeout` while the reader was waiting for it, or when the body
+    /// deadline passes. The timer is re-armed from the last read when it fires, instead of at every read.
     private func armReadTimer(context: ChannelHandlerContext) {
         lastRead = .now()
         scheduleReadTimer(at: lastRead + readTimeout, context: context)
@@ -200,7 +208,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
 
     private func scheduleReadTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
         let generation = self.generation
-        readTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+        readTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: min(deadline, bodyDeadline ?? deadline)) { [self] in
             readTimerFired(generation: generation)
         }
     }
@@ -208,7 +216,9 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     private func readTimerFired(generation: UInt64) {
         guard generation == self.generation, case .streaming = state, let context else { return }
         let due = lastRead + readTimeout
-        if !readerWantsMore {
+        if let bodyDeadline, bodyDeadline <= .now() {
+            closeMidBody(context: context, UpstreamConnectionError.bodyTimeout)
+        } else if !readerWantsMore {
             // A slow reader is not a silent provider; look again once it could have read.
             scheduleReadTimer(at: .now() + readTimeout, context: context)
         } else if due <= .now() {

@@ -28,6 +28,14 @@ public struct UpstreamBody: AsyncSequence, Sendable {
     }
 
     let storage: Storage
+    /// Whether reading fails with `UpstreamConnectionError.bodyTimeout` at the deadline given when the request
+    /// was sent, so the reader needs no timer of its own.
+    public let endsAtDeadline: Bool
+
+    init(storage: Storage, endsAtDeadline: Bool = false) {
+        self.storage = storage
+        self.endsAtDeadline = endsAtDeadline
+    }
 
     /// Reads the next part of the body.
     public struct AsyncIterator: AsyncIteratorProtocol {
@@ -83,6 +91,8 @@ public enum UpstreamConnectionError: Error, Sendable, Equatable {
     case headTimeout
     /// The provider sent nothing for longer than its read timeout in the middle of a body.
     case readTimeout
+    /// The body was not complete by the deadline given when the request was sent.
+    case bodyTimeout
     /// The connection closed before the response was complete.
     case closed
     /// Every connection the pool may open to the provider is busy.

@@ -52,7 +52,8 @@ public struct ChatProxy: Sendable {
         let headDeadline = min(ContinuousClock.now + provider.timeouts.firstByte, deadline)
         let response: UpstreamResponse
         do {
-            response = try await clients.post(upstream, to: provider, headDeadline: headDeadline, logger: logger)
+            response = try await clients.post(
+                upstream, to: provider, headDeadline: headDeadline, bodyDeadline: request.stream ? nil : deadline, logger: logger)
         } catch {
             throw Self.transportFailure(error, provider: provider)
         }
@@ -66,13 +67,16 @@ public struct ChatProxy: Sendable {
     public func completion(from opened: OpenedUpstream, requestedModel: String) async throws(GatewayError) -> ChatCompletion {
         let provider = opened.model.provider
         let body: ByteBuffer
+        let response = opened.response
         do {
-            body = try await withDeadline(opened.deadline) {
-                try await opened.response.body.collect(upTo: Self.maximumResponseBytes)
+            if response.body.endsAtDeadline {
+                body = try await response.body.collect(upTo: Self.maximumResponseBytes)
+            } else {
+                body = try await withDeadline(opened.deadline) { try await response.body.collect(upTo: Self.maximumResponseBytes) }
             }
         } catch let error as GatewayError {
             throw error
-        } catch is DeadlineExceeded {
+        } catch is DeadlineExceeded, UpstreamConnectionError.bodyTimeout {
             throw .gatewayTimeout("Provider '\(provider.name)' did not finish within its total timeout.")
         } catch {
             throw Self.transportFailure(error, provider: provider).error
@@ -104,6 +108,9 @@ public struct ChatProxy: Sendable {
             switch error {
             case .headTimeout: return headTimeout(provider)
             case .readTimeout: return idleTimeout(provider)
+            case .bodyTimeout:
+                return AttemptFailure(
+                    .gatewayTimeout("Provider '\(name)' did not finish within its total timeout."), triggersFailover: true, timedOut: true)
             case .tooManyConnections(let limit):
                 return AttemptFailure(
                     .unavailable("Provider '\(name)' already has \(limit) requests in flight on this event loop; try again later."),
