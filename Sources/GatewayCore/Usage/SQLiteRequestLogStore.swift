@@ -124,18 +124,24 @@ public final class SQLiteRequestLogStore: RequestLogStore {
     /// Writes `records` in one transaction; a `requestID` already stored is skipped.
     public func insert(_ records: [RequestRecord]) async throws {
         guard !records.isEmpty else { return }
+        // Building a batch's statements takes a millisecond or more for a full batch: not on an event loop, where
+        // it would hold up every request of that loop meanwhile (it showed as the 1% slowest answers).
+        let statements = try await onThreadPool { Self.insertStatements(records) }
         try await gate.run {
             try await transaction(immediate: true) {
-                var start = 0
-                while start < records.count {
-                    let chunk = records[start..<min(start + Self.rowsPerStatement, records.count)]
-                    let row = "(" + Array(repeating: "?", count: Self.columns.count).joined(separator: ",") + ")"
-                    let sql = "INSERT OR IGNORE INTO gateway_logs (\(Self.columns.joined(separator: ", "))) VALUES "
-                        + Array(repeating: row, count: chunk.count).joined(separator: ",")
-                    _ = try await connection.query(sql, chunk.flatMap(Self.binds))
-                    start += chunk.count
-                }
+                for statement in statements { _ = try await connection.query(statement.sql, statement.binds) }
             }
+        }
+    }
+
+    /// The `INSERT` statements for `records`, at most `rowsPerStatement` rows each.
+    static func insertStatements(_ records: [RequestRecord]) -> [(sql: String, binds: [SQLiteData])] {
+        let row = "(" + Array(repeating: "?", count: columns.count).joined(separator: ",") + ")"
+        return stride(from: 0, to: records.count, by: rowsPerStatement).map { start in
+            let chunk = records[start..<min(start + rowsPerStatement, records.count)]
+            let sql = "INSERT OR IGNORE INTO gateway_logs (\(columns.joined(separator: ", "))) VALUES "
+                + Array(repeating: row, count: chunk.count).joined(separator: ",")
+            return (sql, chunk.flatMap(binds))
         }
     }
 
