@@ -357,4 +357,24 @@ struct CircuitBreakerTests {
         #expect(router.backoff(retry: 0, retryAfter: .seconds(2), cap: .seconds(5), using: &generator) == .seconds(2))
         #expect(router.backoff(retry: 0, retryAfter: .seconds(60), cap: .seconds(5), using: &generator) == .seconds(5))
     }
+
+    @Test(arguments: [
+        (UpstreamConnectionError.headTimeout as any Error & Sendable, 504, "upstream_timeout", true),
+        (UpstreamConnectionError.readTimeout, 504, "upstream_timeout", true),
+        (UpstreamConnectionError.bodyTimeout, 504, "upstream_timeout", true),
+        (ChannelError.connectTimeout(.seconds(5)), 504, "upstream_timeout", true),
+        (UpstreamConnectionError.closed, 502, "upstream_unreachable", false),
+        (UpstreamConnectionError.protocolViolation, 502, "upstream_unreachable", false),
+        (UpstreamConnectionError.tooManyConnections(4096), 503, "provider_unavailable", false),
+    ])
+    func poolFailuresFailOverWithTheirOwnStatus(error: any Error & Sendable, status: Int, code: String, timedOut: Bool) {
+        let provider = ProviderConfig(name: "local", type: .openai, baseURL: "http://127.0.0.1:8000/v1", apiKey: "sk-secret-key")
+        let failure = ChatProxy.transportFailure(error, provider: provider)
+        #expect(failure.triggersFailover)
+        #expect(failure.timedOut == timedOut)
+        #expect(failure.error.status == status)
+        #expect(failure.error.code == code)
+        #expect(failure.error.message.contains("'local'"))
+        #expect(!failure.error.message.contains("sk-secret-key") && !failure.error.message.contains("127.0.0.1"))
+    }
 }
