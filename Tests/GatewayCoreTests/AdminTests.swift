@@ -86,6 +86,10 @@ struct AdminTests {
             #expect(openai["errors"]?.intValue == 0)
             #expect(openai["in_flight"]?.intValue == 0)
             #expect(openai["p50_ms"]?.intValue != nil && openai["p99_ms"]?.intValue != nil)
+            // The fakes are plain HTTP, so the gateway's own pool serves them and counts its connections.
+            let connections = try #require(openai["connections"])
+            #expect((connections["open"]?.intValue ?? 0) >= 1, "the answer's connection is kept alive")
+            #expect(connections["idle"]?.intValue == connections["open"]?.intValue, "nothing is in flight")
 
             let keys = try await Self.get(daemon, "/keys")
             let key = try #require(keys["keys"]?.arrayValue?.first)

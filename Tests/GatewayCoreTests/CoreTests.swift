@@ -1,4 +1,5 @@
 import Testing
+import NIOCore
 import NIOPosix
 @testable import GatewayCore
 
@@ -251,6 +252,30 @@ struct LoopPlacementTests {
             Issue.record("an https:// provider must not use the plain-HTTP pool")
             return
         }
+        #expect(clients.connections(of: "remote") == nil, "AsyncHTTPClient does not count its connections")
+    }
+
+    @Test func thePoolsConnectionsAreCountedOverEveryLoop() async throws {
+        let server = try await ScriptedHTTPServer { _, _ in .parts([ScriptedHTTPServer.ok("{}")]) }
+        let clients = UpstreamClients()
+        defer { clients.shutdownSync() }
+        let provider = ProviderConfig(name: "local", type: .openai, baseURL: "http://127.0.0.1:\(server.port)/v1")
+        var config = GatewayConfig()
+        config.providers = [provider]
+        clients.prepare(for: config)
+        #expect(clients.connections(of: "local")! == (0, 0))
+        #expect(clients.connections(of: "unknown") == nil)
+        for loop in MultiThreadedEventLoopGroup.singleton.makeIterator() {
+            guard case .pool(let pool) = try await loop.submit({ clients.client(for: provider) }).get() else {
+                Issue.record("a plain-HTTP provider gets the pool")
+                return
+            }
+            _ = try await pool.post(path: "/chat/completions", headers: [], body: ByteBuffer(string: "{}"), headDeadline: .now() + .seconds(5))
+                .body.collect(upTo: 1024)
+        }
+        let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator()).count
+        #expect(clients.connections(of: "local")! == (loops, loops), "one kept-alive connection per loop, all idle")
+        await server.close()
     }
 
     @Test(arguments: [

@@ -75,10 +75,13 @@ public enum AdminReport {
         let rows = (json["providers"]?.arrayValue ?? []).map { provider in
             [
                 text(provider["name"]), text(provider["type"]), provider["enabled"]?.boolValue == false ? "disabled" : text(provider["circuit"]),
-                text(provider["in_flight"]), text(provider["requests"]), text(provider["errors"]), text(provider["p50_ms"]), text(provider["p99_ms"]),
+                text(provider["in_flight"]), text(provider["connections"]?["open"]), text(provider["requests"]), text(provider["errors"]),
+                text(provider["p50_ms"]), text(provider["p99_ms"]),
             ]
         }
-        return TextTable.render(header: ["PROVIDER", "TYPE", "CIRCUIT", "IN FLIGHT", "REQUESTS", "ERRORS", "P50 MS", "P99 MS"], rows: rows, leftAligned: [0, 1, 2])
+        return TextTable.render(
+            header: ["PROVIDER", "TYPE", "CIRCUIT", "IN FLIGHT", "CONNECTIONS", "REQUESTS", "ERRORS", "P50 MS", "P99 MS"], rows: rows,
+            leftAligned: [0, 1, 2])
     }
 
     /// `GET /keys`.

@@ -72,6 +72,8 @@ struct AdminRoutes: Sendable {
                 "errors": .int(Int64(figures.errors)),
                 "p50_ms": figures.p50Ms.map { .int(Int64($0)) } ?? .null,
                 "p99_ms": figures.p99Ms.map { .int(Int64($0)) } ?? .null,
+                "connections": gateway.clients.connections(of: provider.name).map { ["open": .int(Int64($0.open)), "idle": .int(Int64($0.idle))] }
+                    ?? .null,
             ]
         }
         return ["providers": .array(providers)]

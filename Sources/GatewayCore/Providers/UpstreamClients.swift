@@ -133,6 +133,17 @@ public final class UpstreamClients: Sendable {
         }
     }
 
+    /// The connections the gateway's own pool holds to `providerName` over every loop (open, and idle among them);
+    /// nil when the provider goes through AsyncHTTPClient, which does not tell, or has no client yet.
+    public func connections(of providerName: String) -> (open: Int, idle: Int)? {
+        let clients = state.withLockedValue { $0.active[providerName]?.clients } ?? []
+        var totals: (open: Int, idle: Int)?
+        for case .pool(let pool) in clients {
+            totals = ((totals?.open ?? 0) + pool.openConnections, (totals?.idle ?? 0) + pool.idleConnections)
+        }
+        return totals
+    }
+
     /// Shuts every client down; requests still running fail.
     public func shutdown() async {
         for client in takeAll() {

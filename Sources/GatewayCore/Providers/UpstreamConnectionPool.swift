@@ -85,6 +85,9 @@ final class UpstreamConnectionPool: Sendable {
     /// Connections open now, busy or idle.
     var openConnections: Int { state.withLockedValue { $0.open } }
 
+    /// Connections open now and waiting in the pool for a request.
+    var idleConnections: Int { state.withLockedValue { $0.idle.count } }
+
     /// Sends a POST of `body` to `path` (appended to the base URL's path) and waits for the response head.
     /// - Parameters:
     ///   - headDeadline: when the head must have arrived; connecting counts against it too.
