@@ -211,6 +211,22 @@ struct UpstreamConnectionPoolTests {
         _ = try? await first.value
     }
 
+    @Test func connectionsResetAtOnceAreCountedOutExactlyOnce() async throws {
+        let reset = try await ResetServer()
+        let pool = UpstreamConnectionPool(
+            target: UpstreamTarget(baseURL: "http://127.0.0.1:\(reset.port)/v1")!, loop: Self.loop, connectTimeout: .seconds(2),
+            readTimeout: .seconds(5), maximumConnections: 2)
+        defer { pool.retire() }
+        for _ in 0..<20 {
+            await #expect(throws: (any Error).self) {
+                _ = try await pool.post(path: "/chat/completions", headers: [], body: ByteBuffer(string: "{}"), headDeadline: .now() + .seconds(5))
+            }
+        }
+        // A miscount would leave the pool full (every later request refused) or below zero.
+        #expect(try await Self.eventually { pool.openConnections == 0 }, "open: \(pool.openConnections)")
+        await reset.close()
+    }
+
     @Test(arguments: ["evil\r\nx-injected: 1", "line\nbreak"])
     func aHeaderValueWithALineBreakIsNeverSent(value: String) async throws {
         let server = try await ScriptedHTTPServer { _, _ in .parts([ScriptedHTTPServer.ok("{}")]) }

@@ -152,11 +152,16 @@ final class UpstreamConnectionPool: Sendable {
         if let reserved { return (reserved, true) }
         do {
             return (try await connect(timeout: min(connectTimeout, headDeadline - .now())), false)
+        } catch is ConnectedThenClosed {
+            throw UpstreamConnectionError.closed
         } catch {
             state.withLockedValue { $0.open -= 1 }
             throw error
         }
     }
+
+    /// A connection that closed before it could be used; its handler did the counting.
+    private struct ConnectedThenClosed: Error {}
 
     private func connect(timeout: TimeAmount) async throws -> Connection {
         let readTimeout = self.readTimeout
@@ -171,10 +176,17 @@ final class UpstreamConnectionPool: Sendable {
                 }
             }
             .connect(host: target.host, port: target.port).get()
-        let handler = try await channel.eventLoop.submit {
-            NIOLoopBound(try channel.pipeline.syncOperations.handler(type: UpstreamExchangeHandler.self), eventLoop: channel.eventLoop)
-        }.get()
-        return Connection(channel: channel, handler: handler)
+        do {
+            let handler = try await channel.eventLoop.submit {
+                NIOLoopBound(try channel.pipeline.syncOperations.handler(type: UpstreamExchangeHandler.self), eventLoop: channel.eventLoop)
+            }.get()
+            return Connection(channel: channel, handler: handler)
+        } catch {
+            // Connected, then closed at once (its handler is gone with the pipeline): the handler has counted
+            // the connection out, or will as it closes.
+            channel.close(promise: nil)
+            throw ConnectedThenClosed()
+        }
     }
 
     /// Takes back a connection whose response was read to the end.
