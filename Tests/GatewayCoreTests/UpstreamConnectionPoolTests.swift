@@ -211,6 +211,20 @@ struct UpstreamConnectionPoolTests {
         _ = try? await first.value
     }
 
+    @Test func aRetiredPoolFinishesTheAnswerInFlightThenClosesItsConnections() async throws {
+        // A reload that changes the provider's address or timers retires its pools.
+        let server = try await ScriptedHTTPServer { _, index in
+            index == 0 ? .parts([ScriptedHTTPServer.ok("kept")]) : .parts([ScriptedHTTPServer.ok("late")], pause: .milliseconds(200))
+        }
+        let pool = Self.pool(server)
+        _ = try await Self.post(pool).body.collect(upTo: 1024)
+        let inFlight = Task { String(buffer: try await Self.post(pool).body.collect(upTo: 1024)) }
+        #expect(try await Self.eventually { server.received.count == 2 })
+        pool.retire()
+        #expect(try await inFlight.value == "late")
+        #expect(try await Self.eventually { pool.openConnections == 0 && server.closedConnections == server.connections })
+    }
+
     @Test func connectionsResetAtOnceAreCountedOutExactlyOnce() async throws {
         let reset = try await ResetServer()
         let pool = UpstreamConnectionPool(
