@@ -211,6 +211,19 @@ struct UpstreamConnectionPoolTests {
         _ = try? await first.value
     }
 
+    @Test func anAnswerBeforeTheWholeRequestWentOutIsNotFollowedByAnotherRequest() async throws {
+        // The server refuses at the head and stops reading; the rest of a large body is still on its way.
+        let server = try await ScriptedHTTPServer(answerOnHead: true) { _, index in
+            .parts(["HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n"])
+        }
+        let pool = Self.pool(server)
+        defer { pool.retire() }
+        let large = String(repeating: "x", count: 32 * 1024 * 1024)
+        #expect(try await Self.post(pool, large).status == .payloadTooLarge)
+        #expect(try await Self.post(pool, "{}", headWithin: .seconds(2)).status == .payloadTooLarge)
+        #expect(server.connections == 2, "the first connection still had request bytes to send")
+    }
+
     @Test func aRetiredPoolFinishesTheAnswerInFlightThenClosesItsConnections() async throws {
         // A reload that changes the provider's address or timers retires its pools.
         let server = try await ScriptedHTTPServer { _, index in

@@ -42,6 +42,9 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     private var lastRead = NIODeadline.now()
     private var readTimer: Scheduled<Void>?
     private var bodyDeadline: NIODeadline?
+    /// Whether the whole request has gone out: a provider may answer (a 413, say) before reading all of it, and
+    /// the connection can then not carry another request.
+    private var requestWritten = false
 
     init(pool: UpstreamConnectionPool, readTimeout: TimeAmount) {
         self.pool = pool
@@ -73,14 +76,20 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         }
         state = .awaitingHead(exchange.response, timer: timer)
         bodyDeadline = exchange.bodyDeadline
+        requestWritten = false
         readerWantsMore = true
         context.write(wrapOutboundOut(.head(exchange.head)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(exchange.body))), promise: nil)
         let written = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
-        written.futureResult.assumeIsolated().whenFailure { [self] error in
-            guard generation == self.generation, case .awaitingHead(let promise, _) = state else { return }
-            fail(promise: promise, error)
+        written.futureResult.assumeIsolated().whenComplete { [self] result in
+            guard generation == self.generation else { return }
+            switch result {
+            case .success: requestWritten = true
+            case .failure(let error):
+                guard case .awaitingHead(let promise, _) = state else { return }
+                fail(promise: promise, error)
+            }
         }
     }
 
@@ -125,7 +134,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             // The connection is free before the reader hears that the body ended, so a request the reader sends
             // next finds it in the pool; and finishing the body may call `readerLeft` at once, which must see the
             // exchange already over.
-            if keepAlive && context.channel.isActive {
+            if keepAlive && requestWritten && context.channel.isActive {
                 state = .idle
                 readerWantsMore = true
                 flushHeldBackRead(context: context)

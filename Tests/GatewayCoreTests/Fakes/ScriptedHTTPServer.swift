@@ -36,8 +36,11 @@ final class ScriptedHTTPServer: Sendable {
     /// Parts of replies written so far.
     var partsSent: Int { state.withLockedValue { $0.partsSent } }
 
-    /// - Parameter script: the reply to each request, given the request and its position (0, 1, …).
-    init(_ script: @escaping @Sendable (Received, Int) -> Reply) async throws {
+    /// - Parameters:
+    ///   - answerOnHead: answer as soon as a request's head is read, and stop reading the connection (like a
+    ///     server refusing a body too large to read).
+    ///   - script: the reply to each request, given the request and its position (0, 1, …).
+    init(answerOnHead: Bool = false, _ script: @escaping @Sendable (Received, Int) -> Reply) async throws {
         let state = NIOLockedValueBox<(connections: Int, closed: Int, received: [Received], partsSent: Int)>((0, 0, [], 0))
         self.state = state
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -48,7 +51,8 @@ final class ScriptedHTTPServer: Sendable {
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(Answerer(connection: number, state: state, script: script))
+                    try channel.pipeline.syncOperations.addHandler(
+                        Answerer(connection: number, answerOnHead: answerOnHead, state: state, script: script))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -63,13 +67,18 @@ final class ScriptedHTTPServer: Sendable {
         typealias OutboundOut = ByteBuffer
 
         let connection: Int
+        let answerOnHead: Bool
         let state: NIOLockedValueBox<(connections: Int, closed: Int, received: [Received], partsSent: Int)>
         let script: @Sendable (Received, Int) -> Reply
         var head: HTTPRequestHead?
         var body = ""
 
-        init(connection: Int, state: NIOLockedValueBox<(connections: Int, closed: Int, received: [Received], partsSent: Int)>, script: @escaping @Sendable (Received, Int) -> Reply) {
+        init(
+            connection: Int, answerOnHead: Bool, state: NIOLockedValueBox<(connections: Int, closed: Int, received: [Received], partsSent: Int)>,
+            script: @escaping @Sendable (Received, Int) -> Reply
+        ) {
             self.connection = connection
+            self.answerOnHead = answerOnHead
             self.state = state
             self.script = script
         }
@@ -79,20 +88,28 @@ final class ScriptedHTTPServer: Sendable {
             case .head(let head):
                 self.head = head
                 body = ""
+                if answerOnHead {
+                    context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+                    answer(context: context)
+                }
             case .body(let buffer):
                 body += String(buffer: buffer)
             case .end:
-                guard let head else { return }
-                let request = Received(head: head, body: body, connection: connection)
-                let index = state.withLockedValue { state in
-                    state.received.append(request)
-                    return state.received.count - 1
-                }
-                switch script(request, index) {
-                case .silence: break
-                case .parts(let parts, let pause, let close):
-                    send(parts[...], pause: pause, close: close, context: context)
-                }
+                if !answerOnHead { answer(context: context) }
+            }
+        }
+
+        private func answer(context: ChannelHandlerContext) {
+            guard let head else { return }
+            let request = Received(head: head, body: body, connection: connection)
+            let index = state.withLockedValue { state in
+                state.received.append(request)
+                return state.received.count - 1
+            }
+            switch script(request, index) {
+            case .silence: break
+            case .parts(let parts, let pause, let close):
+                send(parts[...], pause: pause, close: close, context: context)
             }
         }
 
