@@ -23,7 +23,7 @@ import time
 import urllib.request
 
 KEY = "gw_bench_key_0123456789abcdefghijklmnopqrstu"
-PORTS = {"nginx": 18440, "stream": 18441, "redis": 18442, "gateway": 18443, "long": 18444}
+PORTS = {"nginx": 18440, "stream": 18441, "redis": 18442, "gateway": 18443, "long": 18444, "fast": 18445}
 COMPLETION = json.dumps({
     "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "bench-model",
     "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "benchmark answer"}}],
@@ -32,6 +32,8 @@ COMPLETION = json.dumps({
 STREAM_CHUNKS, STREAM_INTERVAL_MS = 20, 50
 # The streams held open together: long enough that all of them are open at once.
 LONG_CHUNKS, LONG_INTERVAL_MS = 150, 200
+# One stream whose chunks come 1 ms apart, to measure the gateway's CPU per relayed chunk.
+FAST_CHUNKS, FAST_INTERVAL_MS = 2000, 1
 
 # wrk script: every request a new prompt, so the gateway's cache always misses. Each wrk thread runs its own Lua
 # state whose math.random starts from the same seed, and every run starts its counter at 1: the prompt therefore
@@ -122,8 +124,10 @@ http {
                     str(PORTS["stream"]), str(STREAM_CHUNKS), str(STREAM_INTERVAL_MS)])
         self.spawn([sys.executable, os.path.join(os.path.dirname(__file__), "stream_upstream.py"),
                     str(PORTS["long"]), str(LONG_CHUNKS), str(LONG_INTERVAL_MS)])
+        self.spawn([sys.executable, os.path.join(os.path.dirname(__file__), "stream_upstream.py"),
+                    str(PORTS["fast"]), str(FAST_CHUNKS), str(FAST_INTERVAL_MS)])
         self.spawn(["redis-server", "--port", str(PORTS["redis"]), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        for name in ("nginx", "stream", "redis", "long"):
+        for name in ("nginx", "stream", "redis", "long", "fast"):
             self.wait_port(PORTS[name])
         # A port already taken (a run left behind) would be measured instead of ours: refuse that.
         time.sleep(0.2)
@@ -142,16 +146,18 @@ providers:
   static: {type: openai, base_url: "http://127.0.0.1:%(nginx)d/v1"}
   streaming: {type: openai, base_url: "http://127.0.0.1:%(stream)d/v1"}
   long: {type: openai, base_url: "http://127.0.0.1:%(long)d/v1"}
+  fast: {type: openai, base_url: "http://127.0.0.1:%(fast)d/v1"}
 models:
   bench: {provider: static, upstream: bench-model, price: {input: 1, output: 1}}
   bench-stream: {provider: streaming, upstream: bench-stream, price: {input: 1, output: 1}}
   bench-long: {provider: long, upstream: bench-long, price: {input: 1, output: 1}}
+  bench-fast: {provider: fast, upstream: bench-fast, price: {input: 1, output: 1}}
 keys:
   - {name: bench, sha256: %(digest)s}
 cache: {backend: %(cache)s}
 redis: {url: "redis://127.0.0.1:%(redis)d/0", prefix: "bench-%(nonce)d:"}
 request_log: {backend: sqlite, path: "%(log)s"}
-""" % {"gateway": PORTS["gateway"], "work": self.work, "nginx": PORTS["nginx"], "stream": PORTS["stream"], "long": PORTS["long"],
+""" % {"gateway": PORTS["gateway"], "work": self.work, "nginx": PORTS["nginx"], "stream": PORTS["stream"], "long": PORTS["long"], "fast": PORTS["fast"],
                "redis": PORTS["redis"], "digest": digest, "cache": cache_backend, "nonce": time.time_ns() % 100000,
                "log": log_path or os.path.join(self.work, "requests-%s.db" % cache_backend)})
         return path
@@ -237,10 +243,10 @@ request_log: {backend: sqlite, path: "%(log)s"}
 
     # MARK: streams
 
-    def stream_once(self, port, authorised):
+    def stream_once(self, port, authorised, model="bench-stream"):
         """One streamed request: (time to first content chunk, gaps between content chunks, each content chunk's
         time from the upstream's send to its arrival here), in microseconds."""
-        body = json.dumps({"model": "bench-stream", "stream": True,
+        body = json.dumps({"model": model, "stream": True,
                            "messages": [{"role": "user", "content": "stream %d" % time.time_ns()}]}).encode()
         connection = socket.create_connection(("127.0.0.1", port))
         headers = "POST /v1/chat/completions HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nConnection: close\r\n"
@@ -395,6 +401,16 @@ request_log: {backend: sqlite, path: "%(log)s"}
         self.row("stream: chunk sent to received p50 / p99", "%.0f / %.0f us" % (sent_direct, sent99_direct),
                  "%.0f / %.0f us (%+.0f / %+.0f us)" % (sent_gateway, sent99_gateway, sent_gateway - sent_direct, sent99_gateway - sent99_direct),
                  "each chunk within 1 ms")
+        cpu_before = self.cpu_seconds(gateway.pid)
+        _, _, fast_direct = self.stream_once(PORTS["fast"], False, model="bench-fast")
+        cpu_direct = self.cpu_seconds(gateway.pid)
+        _, _, fast_gateway = self.stream_once(PORTS["gateway"], True, model="bench-fast")
+        cpu_per_chunk = (self.cpu_seconds(gateway.pid) - cpu_direct) * 1e6 / max(len(fast_gateway), 1)
+        self.row("stream, chunks 1 ms apart: sent to received p50 / p99",
+                 "%.0f / %.0f us" % (percentile(fast_direct, 50), percentile(fast_direct, 99)),
+                 "%.0f / %.0f us" % (percentile(fast_gateway, 50), percentile(fast_gateway, 99)))
+        self.row("stream, chunks 1 ms apart: gateway CPU per chunk", "", "%.0f us (idle while direct: %.0f ms)" % (
+            cpu_per_chunk, (cpu_direct - cpu_before) * 1e3))
         rss, opened = self.open_streams(gateway.pid, 1000)
         self.row("RSS with 1,000 open streams", "", "%.1f MiB (%d of 1000 streaming)" % (rss, opened), "< 150 MiB")
 
