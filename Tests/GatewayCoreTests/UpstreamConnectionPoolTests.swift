@@ -22,6 +22,11 @@ struct UpstreamConnectionPoolTests {
             headDeadline: .now() + headWithin)
     }
 
+    /// Whether the pool's one connection closes (on both sides) within two seconds.
+    static func theConnectionCloses(_ server: ScriptedHTTPServer, _ pool: UpstreamConnectionPool) async throws -> Bool {
+        try await eventually { server.closedConnections == 1 && pool.openConnections == 0 }
+    }
+
     /// Waits up to two seconds for `condition`.
     static func eventually(_ condition: () -> Bool) async throws -> Bool {
         let started = ContinuousClock.now
@@ -88,7 +93,7 @@ struct UpstreamConnectionPoolTests {
         let pool = Self.pool(server)
         defer { pool.retire() }
         #expect(String(buffer: try await Self.post(pool).body.collect(upTo: 1024)) == "0")
-        #expect(try await Self.eventually { server.closedConnections == 1 && pool.openConnections == 0 })
+        #expect(try await Self.theConnectionCloses(server, pool))
         #expect(String(buffer: try await Self.post(pool).body.collect(upTo: 1024)) == "1")
         #expect(server.connections == 2)
     }
@@ -137,7 +142,7 @@ struct UpstreamConnectionPoolTests {
         let started = ContinuousClock.now
         await #expect(throws: UpstreamConnectionError.headTimeout) { try await Self.post(pool, headWithin: .milliseconds(150)) }
         #expect(ContinuousClock.now - started >= .milliseconds(150))
-        #expect(try await Self.eventually { server.closedConnections == 1 && pool.openConnections == 0 })
+        #expect(try await Self.theConnectionCloses(server, pool))
     }
 
     @Test func aBodyThatStallsIsAReadTimeout() async throws {
@@ -148,7 +153,7 @@ struct UpstreamConnectionPoolTests {
         var iterator = response.body.makeAsyncIterator()
         #expect(try await iterator.next().map { String(buffer: $0) } == "data: one\n\n")
         await #expect(throws: UpstreamConnectionError.readTimeout) { _ = try await iterator.next() }
-        #expect(try await Self.eventually { server.closedConnections == 1 && pool.openConnections == 0 })
+        #expect(try await Self.theConnectionCloses(server, pool))
     }
 
     @Test func aBodyUnfinishedAtTheBodyDeadlineIsABodyTimeout() async throws {
@@ -160,7 +165,7 @@ struct UpstreamConnectionPoolTests {
             bodyDeadline: .now() + .milliseconds(150))
         #expect(response.body.endsAtDeadline)
         await #expect(throws: UpstreamConnectionError.bodyTimeout) { _ = try await response.body.collect(upTo: 1024) }
-        #expect(try await Self.eventually { server.closedConnections == 1 && pool.openConnections == 0 })
+        #expect(try await Self.theConnectionCloses(server, pool))
     }
 
     @Test func aBodyCutShortIsAnError() async throws {
@@ -184,7 +189,7 @@ struct UpstreamConnectionPoolTests {
             var iterator = response.body.makeAsyncIterator()
             #expect(try await iterator.next() != nil)
         }
-        #expect(try await Self.eventually { server.closedConnections == 1 && pool.openConnections == 0 })
+        #expect(try await Self.theConnectionCloses(server, pool))
         #expect(String(buffer: try await Self.post(pool).body.collect(upTo: 1024)) == "fresh")
         #expect(server.connections == 2)
     }
@@ -197,7 +202,7 @@ struct UpstreamConnectionPoolTests {
         #expect(try await Self.eventually { server.received.count == 1 })
         waiting.cancel()
         await #expect(throws: CancellationError.self) { _ = try await waiting.value }
-        #expect(try await Self.eventually { server.closedConnections == 1 && pool.openConnections == 0 })
+        #expect(try await Self.theConnectionCloses(server, pool))
     }
 
     @Test func pastTheConnectionLimitARequestFailsAtOnce() async throws {

@@ -76,8 +76,8 @@ public struct ChatProxy: Sendable {
             }
         } catch let error as GatewayError {
             throw error
-        } catch is DeadlineExceeded, UpstreamConnectionError.bodyTimeout {
-            throw .gatewayTimeout("Provider '\(provider.name)' did not finish within its total timeout.")
+        } catch is DeadlineExceeded {
+            throw Self.totalTimeout(provider).error
         } catch {
             throw Self.transportFailure(error, provider: provider).error
         }
@@ -108,9 +108,7 @@ public struct ChatProxy: Sendable {
             switch error {
             case .headTimeout: return headTimeout(provider)
             case .readTimeout: return idleTimeout(provider)
-            case .bodyTimeout:
-                return AttemptFailure(
-                    .gatewayTimeout("Provider '\(name)' did not finish within its total timeout."), triggersFailover: true, timedOut: true)
+            case .bodyTimeout: return totalTimeout(provider)
             case .tooManyConnections(let limit):
                 return AttemptFailure(
                     .unavailable("Provider '\(name)' already has \(limit) requests in flight on this event loop; try again later."),
@@ -151,6 +149,10 @@ public struct ChatProxy: Sendable {
         AttemptFailure(
             .gatewayTimeout("Could not connect to provider '\(provider.name)' within its connect timeout (\(Units.format(provider.timeouts.connect)))."),
             triggersFailover: true, timedOut: true)
+    }
+
+    private static func totalTimeout(_ provider: ProviderConfig) -> AttemptFailure {
+        AttemptFailure(.gatewayTimeout("Provider '\(provider.name)' did not finish within its total timeout."), triggersFailover: true, timedOut: true)
     }
 
     private static func idleTimeout(_ provider: ProviderConfig) -> AttemptFailure {

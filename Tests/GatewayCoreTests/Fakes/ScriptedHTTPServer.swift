@@ -22,8 +22,16 @@ final class ScriptedHTTPServer: Sendable {
         var connection: Int
     }
 
+    /// What the server has seen and sent so far.
+    struct Tally: Sendable {
+        var connections = 0
+        var closed = 0
+        var received: [Received] = []
+        var partsSent = 0
+    }
+
     private let channel: any Channel
-    private let state: NIOLockedValueBox<(connections: Int, closed: Int, received: [Received], partsSent: Int)>
+    private let state: NIOLockedValueBox<Tally>
 
     /// The bound port.
     var port: Int { channel.localAddress?.port ?? 0 }
@@ -41,7 +49,7 @@ final class ScriptedHTTPServer: Sendable {
     ///     server refusing a body too large to read).
     ///   - script: the reply to each request, given the request and its position (0, 1, …).
     init(answerOnHead: Bool = false, _ script: @escaping @Sendable (Received, Int) -> Reply) async throws {
-        let state = NIOLockedValueBox<(connections: Int, closed: Int, received: [Received], partsSent: Int)>((0, 0, [], 0))
+        let state = NIOLockedValueBox(Tally())
         self.state = state
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in
@@ -68,13 +76,13 @@ final class ScriptedHTTPServer: Sendable {
 
         let connection: Int
         let answerOnHead: Bool
-        let state: NIOLockedValueBox<(connections: Int, closed: Int, received: [Received], partsSent: Int)>
+        let state: NIOLockedValueBox<Tally>
         let script: @Sendable (Received, Int) -> Reply
         var head: HTTPRequestHead?
         var body = ""
 
         init(
-            connection: Int, answerOnHead: Bool, state: NIOLockedValueBox<(connections: Int, closed: Int, received: [Received], partsSent: Int)>,
+            connection: Int, answerOnHead: Bool, state: NIOLockedValueBox<Tally>,
             script: @escaping @Sendable (Received, Int) -> Reply
         ) {
             self.connection = connection
