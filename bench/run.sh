@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark harness: direct-to-upstream against through-the-gateway, in one run, one table.
-# Installs wrk and nginx-light from Debian if missing, builds the release binary (in .build-release, so debug builds
-# of the same checkout are not blocked), then runs bench/harness.py.
+# Installs wrk and nginx-light from Debian if missing, builds the release binary as `make release` does (in
+# .build-release, so debug builds of the same checkout are not blocked), then runs bench/harness.py.
 #   bash bench/run.sh [--duration SECONDS] [--other URL]
 # BINARY=path skips the build (numbers from a debug binary are debug numbers).
 set -euo pipefail
@@ -15,7 +15,7 @@ fi
 if [ -n "${BINARY:-}" ]; then
   binary=$BINARY
 else
-  swift build -c release --product llm-gateway --scratch-path .build-release
+  make --no-print-directory release RELEASE_SCRATCH=.build-release
   binary=.build-release/release/llm-gateway
 fi
 # A thousand open streams need two thousand sockets in the gateway and as many in the client.

@@ -19,6 +19,7 @@ struct LLMGateway: AsyncParsableCommand {
 
     /// Runs Swift concurrency on NIO's event loops before anything else starts (see `TaskPlacement`).
     static func main() async {
+        if CommandLine.arguments.dropFirst().first == "serve" { useGMTUnlessTimeZoneIsSet() }
         TaskPlacement.runOnEventLoops()
         do {
             var command = try parseAsRoot()
@@ -31,6 +32,15 @@ struct LLMGateway: AsyncParsableCommand {
             exit(withError: error)
         }
     }
+}
+
+/// Sets `TZ=GMT` when the environment names no time zone, before any thread starts.
+///
+/// The daemon shows and stores every time in UTC, and the one use of the local time zone is Hummingbird's `Date`
+/// header, which asks Foundation for it at start-up and then formats in GMT. Foundation resolves any zone but GMT
+/// through ICU's time zone data, about 2 MiB more resident memory for the daemon's whole life.
+func useGMTUnlessTimeZoneIsSet() {
+    if getenv("TZ") == nil { setenv("TZ", "GMT", 0) }
 }
 
 struct ConfigOption: ParsableArguments {

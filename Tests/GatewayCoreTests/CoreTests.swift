@@ -22,6 +22,16 @@ struct JSONTests {
         #expect(throws: JSONParseError.self) { try JSON.parse(text) }
     }
 
+    @Test func checksUTF8InStringsWithAndWithoutEscapes() throws {
+        let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\"), n = UInt8(ascii: "n")
+        #expect(try JSON.parse([quote] + Array("plain ascii".utf8) + [quote]) == .string("plain ascii"))
+        #expect(try JSON.parse([quote] + Array("caf\u{e9} \u{1F600}".utf8) + [quote]) == .string("caf\u{e9} \u{1F600}"))
+        for invalid: [UInt8] in [[0xFF], [0xC3], [0xE2, 0x82], [0xC0, 0xAF], [0xED, 0xA0, 0x80]] {
+            #expect(throws: JSONParseError.self) { try JSON.parse([quote, UInt8(ascii: "a")] + invalid + [quote]) }
+            #expect(throws: JSONParseError.self) { try JSON.parse([quote, backslash, n] + invalid + [quote]) }
+        }
+    }
+
     @Test func rejectsDeepNestingInsteadOfCrashing() {
         let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
         #expect(throws: JSONParseError.self) { try JSON.parse(deep) }

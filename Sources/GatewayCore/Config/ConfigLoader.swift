@@ -62,7 +62,9 @@ public enum ConfigLoader {
         let reader = ConfigReader(file: file, environment: environment)
         let root: Node?
         do {
-            root = try Yams.compose(yaml: yaml)
+            // The basic resolver: every value is read from its text by ConfigReader, so Yams need not match each
+            // plain scalar against its regular expressions (NSRegularExpression, which loads ICU at start-up).
+            root = try Yams.compose(yaml: yaml, .basic)
         } catch {
             var (message, position) = describe(yamlError: error)
             if let line = position?.line, lineText(line, of: yaml).contains("${") {

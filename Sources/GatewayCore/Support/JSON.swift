@@ -254,17 +254,21 @@ private struct JSONParser {
     mutating func parseString() throws(JSONParseError) -> String {
         index += 1
         let start = index
-        // Fast path: no escapes.
+        // Fast path: no escapes. An all-ASCII string (the usual case) needs no UTF-8 validation, and
+        // `String(decoding:as:)` on a buffer is a specialised copy, where `String(validating:as:)` is generic.
+        var highBits: UInt8 = 0
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
                 index += 1
+                if highBits < 0x80 { return String(decoding: slice, as: UTF8.self) }
                 guard let text = String(validating: slice, as: UTF8.self) else { throw fail("invalid UTF-8 in string") }
                 return text
             }
             if byte == UInt8(ascii: "\\") { break }
             if byte < 0x20 { throw fail("control character in string") }
+            highBits |= byte
             index += 1
         }
         var scalars = Array(bytes[start..<index])

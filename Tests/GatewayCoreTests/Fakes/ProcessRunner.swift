@@ -13,8 +13,11 @@ enum ProcessRunner {
     static let packageRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    /// The `llm-gateway` executable built beside the tests.
-    static var gatewayBinary: String { packageRoot.appendingPathComponent(".build/debug/llm-gateway").path }
+    /// The `llm-gateway` executable built beside the tests, or the one `LLM_GATEWAY_BINARY` names
+    /// (`make test-release` runs the suite's daemon tests against the release build).
+    static var gatewayBinary: String {
+        ProcessInfo.processInfo.environment["LLM_GATEWAY_BINARY"] ?? packageRoot.appendingPathComponent(".build/debug/llm-gateway").path
+    }
 
     static func run(_ executable: String, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) async throws -> Result {
         let process = Process()
