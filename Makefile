@@ -47,7 +47,9 @@ test: deps test-deps
 	@$(MAKE) --no-print-directory lint
 
 # The same suite, its daemon tests (those that run the executable) run against the release build of `make release`.
+# It also fails when release/hot-functions.txt has aged (under 90 % of its functions still in the binary).
 test-release: release
+	python3 bench/hot_functions.py --check $(RELEASE_SCRATCH)/release/llm-gateway release/hot-functions.txt
 	@LLM_GATEWAY_BINARY=$(CURDIR)/$(RELEASE_SCRATCH)/release/llm-gateway $(MAKE) --no-print-directory test
 
 # The man pages must be clean under mandoc's lint, and the unit must pass systemd-analyze verify (run on a copy

@@ -12,7 +12,8 @@ change are skipped by the linker, so a stale list only lays out less well; recor
 
     python3 bench/hot_functions.py .build/release/llm-gateway bench/hot-functions.txt
 
-Needs qemu-user, nginx and redis-server (as bench/run.sh does).
+Needs qemu-user, nginx and redis-server (as bench/run.sh does). `--check BINARY LIST` (run by `make test-release`)
+fails when fewer than 90 % of the listed functions are still in the binary.
 """
 import bisect
 import json
@@ -102,9 +103,23 @@ def drive(gateway, admin_socket):
     subprocess.run(["curl", "-s", "--unix-socket", admin_socket, "http://admin/status"], capture_output=True, check=True)
 
 
+def check(binary, listing, least):
+    """Fails when fewer than `least` of the listed functions are still in the binary: the list has aged."""
+    with open(listing) as file:
+        listed = [line.strip() for line in file if line.strip() and not line.startswith("#")]
+    names = {symbol[2] for symbol in function_symbols(binary)}
+    found = sum(1 for name in listed if name in names)
+    share = found / max(len(listed), 1)
+    print("release layout: %d of the %d functions in %s are in the binary (%.0f%%)" % (found, len(listed), listing, share * 100))
+    if share < least:
+        raise SystemExit("the list has aged: record it again (python3 bench/hot_functions.py BINARY %s)" % listing)
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--check":
+        return check(sys.argv[2], sys.argv[3], least=0.9)
     if len(sys.argv) != 3:
-        raise SystemExit("usage: python3 bench/hot_functions.py BINARY OUTPUT")
+        raise SystemExit("usage: python3 bench/hot_functions.py BINARY OUTPUT | --check BINARY LIST")
     binary, output = os.path.abspath(sys.argv[1]), sys.argv[2]
     bench = harness.Bench(binary, duration=1, other=None)
     try:
