@@ -10,7 +10,7 @@ it, drives start-up, answers from the upstream (nginx) and from the cache, strea
 admin socket, and maps the logged addresses to the binary's function symbols. Names that no longer exist after a
 change are skipped by the linker, so a stale list only lays out less well; record it again after larger changes:
 
-    python3 bench/hot_functions.py .build/release/llm-gateway bench/hot-functions.txt
+    make release && python3 bench/hot_functions.py .build/release/llm-gateway release/hot-functions.txt
 
 Needs qemu-user, nginx and redis-server (as bench/run.sh does). `--check BINARY LIST` (run by `make test-release`)
 fails when fewer than 90 % of the listed functions are still in the binary.
@@ -152,7 +152,8 @@ def main():
             file.write("# The gateway's functions run at start-up and on its request path, in the order first run\n")
             file.write("# (written by bench/hot_functions.py; lld's --symbol-ordering-file for `make release`).\n")
             file.write("".join(name + "\n" for name in in_all))
-        size = sum(symbol[1] for symbol in symbols if symbol[2] in set(in_all))
+        listed = set(in_all)
+        size = sum(symbol[1] for symbol in symbols if symbol[2] in listed)
         print("%d functions at start-up, %d in all, %.2f MiB of code" % (len(at_start), len(in_all), size / 1048576))
     finally:
         bench.stop_all()
