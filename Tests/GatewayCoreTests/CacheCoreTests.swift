@@ -432,6 +432,60 @@ final class ManualClock: Sendable {
         #expect(try await flights.run("k") { 2 }.value == 2)
     }
 
+    @Test func aWaiterMadeToLeaveFromOutsideThrowsWhileItsTaskGoesOn() async throws {
+        let flights = SingleFlight<Int>()
+        let gate = AsyncGate()
+        let operationCancelled = AsyncGate()
+        let leaveLeader = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
+        let leaveFollower = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
+        let operation: @Sendable () async throws -> Int = {
+            await withTaskCancellationHandler { await gate.wait() } onCancel: { operationCancelled.open() }
+            return 5
+        }
+        // The leader is made to leave: it gets CancellationError, its own task is not cancelled, the run goes on.
+        let leader = Task { () -> Bool in
+            do {
+                _ = try await flights.run("k", leavingWhen: { leave in leaveLeader.withLockedValue { $0 = leave } }, operation)
+                return false
+            } catch is CancellationError {
+                return !Task.isCancelled
+            }
+        }
+        while flights.waiters("k") < 1 { await Task.yield() }
+        let follower = Task { try await flights.run("k", leavingWhen: { leave in leaveFollower.withLockedValue { $0 = leave } }, operation) }
+        while flights.waiters("k") < 2 { await Task.yield() }
+        let makeLeaderLeave = try #require(leaveLeader.withLockedValue { $0 })
+        makeLeaderLeave()
+        #expect(try await leader.value, "the leaver throws CancellationError and its task is not cancelled")
+        #expect(flights.waiters("k") == 1)
+        #expect(flights.inFlight == 1)
+        // The last waiter leaving cancels the operation and frees the key.
+        let makeFollowerLeave = try #require(leaveFollower.withLockedValue { $0 })
+        makeFollowerLeave()
+        await #expect(throws: CancellationError.self) { try await follower.value }
+        await operationCancelled.wait()
+        #expect(flights.inFlight == 0)
+        gate.open()
+    }
+
+    @Test func leavingAtOnceWhenAskedToWatchStartsNothingThatOutlivesIt() async throws {
+        let flights = SingleFlight<Int>()
+        let cancelled = AsyncGate()
+        // Like a connection already closed when the watch starts: the leave comes while registering.
+        await #expect(throws: CancellationError.self) {
+            try await flights.run("k", leavingWhen: { leave in leave() }) {
+                let release = AsyncGate()
+                await withTaskCancellationHandler { await release.wait() } onCancel: {
+                    release.open()
+                    cancelled.open()
+                }
+                return 1
+            }
+        }
+        await cancelled.wait()
+        #expect(flights.inFlight == 0)
+    }
+
     @Test func alreadyCancelledCallerStartsNothing() async throws {
         let flights = SingleFlight<Int>()
         let executions = NIOLockedValueBox(0)

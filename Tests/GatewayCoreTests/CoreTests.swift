@@ -190,6 +190,21 @@ struct JSONWritingTests {
         #expect(characters.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) })
     }
 
+    @Test func theRandomPoolHandsOutFreshBytesAcrossRefillsAndBeyondItsSize() {
+        var pool = RandomPool()
+        var taken: [[UInt8]] = []
+        // 100 takes of 24 bytes: four refills, and takes that would straddle the end of the pool.
+        for size in Array(repeating: 24, count: 100) + [500, 513, 4096] {
+            var bytes = [UInt8](repeating: 0, count: size)
+            bytes.withUnsafeMutableBytes { pool.take(into: $0) }
+            taken.append(bytes)
+        }
+        #expect(Set(taken).count == taken.count, "no take repeats another")
+        let words = taken.flatMap { $0 }
+        #expect(Set(words).count > 250, "every byte value turns up over 7,500 random bytes")
+        #expect(taken.suffix(3).allSatisfy { $0.filter { $0 == 0 }.count < $0.count / 16 }, "large takes are filled, not left zero")
+    }
+
     @Test func requestIDsMadeLaterSortAfterEarlierOnes() async throws {
         let earlier = (0..<50).map { _ in RandomID.timeOrdered(prefix: "req_") }
         try await Task.sleep(for: .milliseconds(3))

@@ -269,9 +269,11 @@ struct FailoverTests {
         }
     }
 
-    @Test(arguments: [false, true])
-    func aClientThatLeavesCancelsPendingBackoff(stream: Bool) async throws {
+    /// With the cache on, a non-streamed request waits in a shared flight; with it off, in a task of its own.
+    @Test(arguments: [(false, false), (false, true), (true, false), (true, true)])
+    func aClientThatLeavesCancelsPendingBackoff(stream: Bool, cache: Bool) async throws {
         try await GatewayHarness.with(configure: { config in
+            if cache { config.cache.backend = .memory }
             config.providers[0].retries = 1
             config.providers[0].retryAfterMax = .seconds(30)
             Self.chain(&config, upstream: "gpt-4o-mini", fallbacks: ["anthropic/claude-haiku-4-5"])

@@ -54,15 +54,20 @@ public final class SingleFlight<Value: Sendable>: Sendable {
     ///
     /// - Parameters:
     ///   - key: what identifies equal work, e.g. a cache key.
+    ///   - leavingWhen: given the action that makes this caller leave as if its task were cancelled, once it
+    ///     waits; something outside (a closed connection) can call it without cancelling the caller's task, which
+    ///     may still have to answer.
     ///   - operation: the work; runs at most once for all concurrent callers with the same key.
     /// - Returns: the value, and `shared: true` when this caller joined a run another caller started.
-    /// - Throws: the operation's error, or `CancellationError` when this caller's task is cancelled.
+    /// - Throws: the operation's error, or `CancellationError` when this caller's task is cancelled or it left.
     public func run(
-        _ key: String, _ operation: @escaping @Sendable () async throws -> Value
+        _ key: String, leavingWhen: ((_ leave: @escaping @Sendable () -> Void) -> Void)? = nil,
+        _ operation: @escaping @Sendable () async throws -> Value
     ) async throws -> (value: Value, shared: Bool) {
         let waiterID = state.withLockedValue { $0.nextID() }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: Waiter) in
+                defer { leavingWhen? { self.leave(key, waiterID: waiterID) } }
                 let joined: Bool? = state.withLockedValue { state in
                     // Checked under the lock: a cancellation handler that ran before this found nothing to remove.
                     if Task.isCancelled { return nil }

@@ -98,7 +98,7 @@ public final class Gateway: Sendable {
         let logger = self.logger
         return Application(
             router: makeRouter(),
-            server: .http1(configuration: .init(additionalChannelHandlers: [HalfCloseHandler()])),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ClientConnectionHandler()])),
             configuration: .init(address: .hostname(server.host, port: server.port), serverName: "llm-gateway"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? server.port

@@ -132,10 +132,16 @@ public struct ChatCompletionsRoute: Sendable {
             if let cache { await cache.set(cacheKey, answer, ttl: policy.ttl) }
             return SharedAnswer(served: served, answer: answer)
         }
-        let flights = stores.flights
-        let (shared, joined) = try await ClientWatch.cancellingOnDisconnect(context.channel) {
-            if policy.lookup { return try await flights.run(cacheKey, work) }
-            return (try await work(), false)
+        // The client leaving stops the wait: a shared flight's waiter leaves it (the flight's task is cancelled
+        // when nobody waits any more); otherwise the work's own task is cancelled.
+        let shared: SharedAnswer
+        let joined: Bool
+        if policy.lookup {
+            let watch = DisconnectWatch(channel: context.channel)
+            defer { watch.stop() }
+            (shared, joined) = try await stores.flights.run(cacheKey, leavingWhen: { leave in watch.start(onClose: leave) }, work)
+        } else {
+            (shared, joined) = (try await ClientWatch.cancellingOnDisconnect(context.channel, work), false)
         }
         let served = shared.served
         headers.append(contentsOf: Self.routingHeaders(model: served.model, original: served.original, attempts: joined ? 0 : served.attempts))

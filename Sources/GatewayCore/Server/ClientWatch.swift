@@ -4,9 +4,6 @@ import NIOCore
 /// Cancels work when the client's connection closes, without consuming the request stream
 /// (so keep-alive connections stay usable for the next request).
 enum ClientWatch {
-    /// How often the connection is looked at.
-    static let interval: Duration = .milliseconds(200)
-
     /// Runs `operation` in a task of its own; if `channel` closes first, cancels it and throws `CancellationError`
     /// once it has stopped.
     static func cancellingOnDisconnect<Value: Sendable>(
@@ -23,8 +20,8 @@ enum ClientWatch {
     }
 }
 
-/// Cancels a task when the client's connection closes, from a timer on the connection's event loop: no task
-/// of its own, so an open stream does not keep a watcher task (and its memory) alive beside it.
+/// Calls back once when the client's connection closes: the connection's `ClientConnectionHandler` tells it, so
+/// it needs no task and no timer of its own, and an open stream keeps nothing alive beside it.
 ///
 /// ```swift
 /// let watch = DisconnectWatch(channel: context.channel)
@@ -34,7 +31,8 @@ enum ClientWatch {
 final class DisconnectWatch: Sendable {
     private struct State {
         var stopped = false
-        var timer: RepeatedTask?
+        var onClose: (@Sendable () -> Void)?
+        var handler: ClientConnectionHandler?
     }
 
     private let channel: (any Channel)?
@@ -44,43 +42,108 @@ final class DisconnectWatch: Sendable {
         self.channel = channel
     }
 
-    /// Looks at the connection every `ClientWatch.interval` and calls `onClose` once when it has closed; does
-    /// nothing after `stop()`.
+    /// Calls `onClose` once when the connection has closed (at once when it already has); never after `stop()`.
+    /// A channel without a `ClientConnectionHandler` is not watched.
     func start(onClose: @escaping @Sendable () -> Void) {
         guard let channel else { return }
-        state.withLockedValue { state in
-            guard !state.stopped else { return }
-            let interval = TimeAmount(ClientWatch.interval)
-            state.timer = channel.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { timer in
-                guard !channel.isActive else { return }
-                timer.cancel()
-                onClose()
-            }
+        if channel.eventLoop.inEventLoop {
+            attach(to: channel, onClose: onClose)
+        } else {
+            channel.eventLoop.execute { self.attach(to: channel, onClose: onClose) }
         }
     }
 
-    /// Stops looking.
-    func stop() {
-        let timer = state.withLockedValue { state -> RepeatedTask? in
-            state.stopped = true
-            defer { state.timer = nil }
-            return state.timer
+    /// Registers with the connection's handler; runs on the channel's event loop, where the pipeline can be read.
+    private func attach(to channel: any Channel, onClose: @escaping @Sendable () -> Void) {
+        // A closed channel's pipeline has lost its handlers.
+        let handler = try? channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self)
+        if handler == nil, channel.isActive { return }
+        let closed = state.withLockedValue { state -> Bool in
+            guard !state.stopped else { return false }
+            state.onClose = onClose
+            guard let handler, handler.add(self) else { return true }
+            state.handler = handler
+            return false
         }
-        timer?.cancel()
+        if closed { connectionClosed() }
+    }
+
+    /// Called by the handler when the connection has closed.
+    fileprivate func connectionClosed() {
+        let onClose = state.withLockedValue { state -> (@Sendable () -> Void)? in
+            guard !state.stopped else { return nil }
+            state.stopped = true
+            state.handler = nil
+            defer { state.onClose = nil }
+            return state.onClose
+        }
+        onClose?()
+    }
+
+    /// Stops watching.
+    func stop() {
+        let handler = state.withLockedValue { state -> ClientConnectionHandler? in
+            state.stopped = true
+            state.onClose = nil
+            defer { state.handler = nil }
+            return state.handler
+        }
+        handler?.remove(self)
     }
 }
 
-/// Treats a client's half-close (FIN) as the client leaving, so `ClientWatch` sees the connection close.
+/// One per client connection: tells its `DisconnectWatch`es when the connection closes, and treats the client's
+/// half-close (FIN) as the client leaving.
 ///
 /// Hummingbird allows half-closed connections; an HTTP client that stops sending has, in practice,
 /// given up on the answer (as proxies like nginx assume too).
-final class HalfCloseHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class ClientConnectionHandler: ChannelInboundHandler, RemovableChannelHandler, Sendable {
     typealias InboundIn = NIOAny
+
+    private struct State {
+        var closed = false
+        /// Usually none or one: a connection serves one request at a time.
+        var watches: [DisconnectWatch] = []
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    /// Adds `watch`; false when the connection has already closed.
+    fileprivate func add(_ watch: DisconnectWatch) -> Bool {
+        state.withLockedValue { state in
+            guard !state.closed else { return false }
+            state.watches.append(watch)
+            return true
+        }
+    }
+
+    /// Watches registered now.
+    var watching: Int {
+        state.withLockedValue { $0.watches.count }
+    }
+
+    fileprivate func remove(_ watch: DisconnectWatch) {
+        state.withLockedValue { state in state.watches.removeAll { $0 === watch } }
+    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
             context.close(promise: nil)
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed()
+        context.fireChannelInactive()
+    }
+
+    private func closed() {
+        let watches = state.withLockedValue { state -> [DisconnectWatch] in
+            state.closed = true
+            defer { state.watches = [] }
+            return state.watches
+        }
+        for watch in watches { watch.connectionClosed() }
     }
 }
