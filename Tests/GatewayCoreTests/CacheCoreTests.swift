@@ -170,6 +170,25 @@ final class ManualClock: Sendable {
         }
     }
 
+    @Test func aProvidersTextIsKeptAsItCameUnlessItHasTheGatewaysMembers() throws {
+        let text = #"{ "id": "chatcmpl-7", "choices": [{"message": {"content": "caf\u00e9"}}], "usage": {"prompt_tokens": 3, "completion_tokens": 1} }"#
+        let completion = try JSON.parse(text)
+        let kept = CachedAnswer(completion: completion, text: Array(text.utf8), providerType: "openai", upstreamModel: "m", costUSD: nil)
+        #expect(kept.completionText == Array(text.utf8), "spacing, member order and escapes as the provider wrote them")
+        #expect(kept.usage == Usage(promptTokens: 3, completionTokens: 1))
+        let answered = String(buffer: ChatCompletionsRoute.answerBody(kept.completionText, cost: 0.5, latencyMs: 7))
+        var expected = completion
+        expected["cost_usd"] = .double(0.5)
+        expected["latency_ms"] = .int(7)
+        #expect(try JSON.parse(Array(answered.utf8)) == expected)
+        // A body that already carries a member the gateway adds is written again without it.
+        var withCost = completion
+        withCost["cost_usd"] = .double(9)
+        let rewritten = CachedAnswer(completion: withCost, text: Array(withCost.serialized().utf8), providerType: "openai", upstreamModel: "m", costUSD: nil)
+        #expect(try JSON.parse(rewritten.completionText) == completion)
+        #expect(!String(decoding: rewritten.completionText, as: UTF8.self).contains("cost_usd"))
+    }
+
     @Test func anAnswerIsGivenWithItsCostAndLatencyAddedOnce() throws {
         // An upstream that sends its own cost_usd does not get it repeated or kept.
         var completion = Self.answer("hello").completion

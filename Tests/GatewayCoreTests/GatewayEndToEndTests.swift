@@ -360,6 +360,32 @@ struct GatewayEndToEndTests {
         }
     }
 
+    @Test func anOpenAICompatibleAnswerReachesTheClientAsTheProviderWroteIt() async throws {
+        // Spacing, member order, an escape and a trailing newline that writing the object again would change.
+        let written = #"{"object": "chat.completion", "id": "chatcmpl-x", "model": "local-model", "choices": [{"index": 0, "message": {"role": "assistant", "content": "caf\u00e9 \/ ok"}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}"# + "\n"
+        let server = try await ScriptedHTTPServer { _, _ in .parts([ScriptedHTTPServer.ok(written)]) }
+        let port = server.port
+        try await GatewayHarness.with(configure: { config in
+            config.cache.backend = .memory
+            var provider = config.provider(named: "openai")!
+            provider.name = "local"
+            provider.baseURL = "http://127.0.0.1:\(port)/v1"
+            config.providers.append(provider)
+        }) { gateway in
+            let expectedStart = String(written.dropLast(2))  // without the newline and the closing brace
+            for attempt in ["miss", "exact"] {
+                let reply = try await gateway.post(json: ["model": "local/local-model", "messages": [["role": "user", "content": "hi"]]])
+                #expect(reply.status == 200)
+                #expect(reply.header("X-Cache-Hit") == attempt)
+                #expect(reply.body.hasPrefix(expectedStart + ",\"cost_usd\":"), "\(reply.body)")
+                #expect(reply.json?["choices"]?.arrayValue?.first?["message"]?["content"] == "caf\u{e9} / ok")
+                #expect(reply.json?["latency_ms"]?.intValue != nil)
+            }
+            #expect(server.received.count == 1)
+        }
+        await server.close()
+    }
+
     @Test func garbageBodiesNeverBreakTheDaemon() async throws {
         try await GatewayHarness.with { gateway in
             var bodies: [String] = [

@@ -14,13 +14,22 @@ public struct CachedAnswer: Sendable, Equatable {
     /// What the answer cost when it was made, in USD (what a hit saves); nil when the model has no price.
     public var costUSD: Double?
 
-    public init(completion: JSON, providerType: String, upstreamModel: String, costUSD: Double?) {
+    /// - Parameters:
+    ///   - completion: the `chat.completion` object.
+    ///   - text: the object's text as the provider wrote it, when there is one; kept as it is unless the object
+    ///     has `cost_usd` or `latency_ms` (which every answer gets from the gateway), saving writing it again.
+    public init(completion: JSON, text: [UInt8]? = nil, providerType: String, upstreamModel: String, costUSD: Double?) {
+        let usage = Usage(openAI: completion["usage"])
+        if let text, text.first == UInt8(ascii: "{"), text.last == UInt8(ascii: "}"), completion["cost_usd"] == nil,
+            completion["latency_ms"] == nil
+        {
+            self.init(completionText: text, usage: usage, providerType: providerType, upstreamModel: upstreamModel, costUSD: costUSD)
+            return
+        }
         var members = completion
         members["cost_usd"] = nil
         members["latency_ms"] = nil
-        self.init(
-            completionText: members.bytes(), usage: Usage(openAI: completion["usage"]), providerType: providerType,
-            upstreamModel: upstreamModel, costUSD: costUSD)
+        self.init(completionText: members.bytes(), usage: usage, providerType: providerType, upstreamModel: upstreamModel, costUSD: costUSD)
     }
 
     private init(completionText: [UInt8], usage: Usage?, providerType: String, upstreamModel: String, costUSD: Double?) {

@@ -32,6 +32,9 @@ public struct OpenAIAdapter: ProviderAdapter {
         OpenAIStreamTranslator(includeUsage: includeUsage)
     }
 
+    /// The answer is the provider's own body.
+    public var passesAnswersThrough: Bool { true }
+
     public func errorMessage(from body: JSON) -> String? {
         body["error"]?["message"]?.stringValue ?? body["message"]?.stringValue ?? body["error"]?.stringValue
     }

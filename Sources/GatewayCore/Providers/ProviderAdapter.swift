@@ -25,10 +25,14 @@ public struct ChatCompletion: Sendable {
     public var body: JSON
     /// Token usage, when the provider reported it.
     public var usage: Usage?
+    /// The provider's body as it came (without surrounding whitespace), when `body` is that body untouched:
+    /// the answer then goes out as the provider wrote it, not written again from `body`.
+    public var text: [UInt8]?
 
-    public init(body: JSON, usage: Usage?) {
+    public init(body: JSON, usage: Usage?, text: [UInt8]? = nil) {
         self.body = body
         self.usage = usage
+        self.text = text
     }
 }
 
@@ -57,6 +61,14 @@ public protocol ProviderAdapter: Sendable {
 
     /// The human-readable message inside a provider's error body, if it has one.
     func errorMessage(from body: JSON) -> String?
+
+    /// Whether `translateResponse` returns the provider's body untouched, so its text can go to the client as it
+    /// came (`ChatCompletion.text`).
+    var passesAnswersThrough: Bool { get }
+}
+
+extension ProviderAdapter {
+    public var passesAnswersThrough: Bool { false }
 }
 
 /// Turns one provider's streamed events into OpenAI `chat.completion.chunk` payloads.

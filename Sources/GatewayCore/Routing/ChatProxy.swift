@@ -84,7 +84,9 @@ public struct ChatProxy: Sendable {
         guard let json = try? JSON.parse(body.readableBytesView) else {
             throw .badGateway("Provider '\(provider.name)' answered with a body that is not JSON.")
         }
-        return try opened.adapter.translateResponse(json, model: requestedModel)
+        var completion = try opened.adapter.translateResponse(json, model: requestedModel)
+        if opened.adapter.passesAnswersThrough { completion.text = JSON.trimmingWhitespace(body.readableBytesView) }
+        return completion
     }
 
     // MARK: - Errors

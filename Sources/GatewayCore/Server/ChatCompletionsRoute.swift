@@ -127,8 +127,8 @@ public struct ChatCompletionsRoute: Sendable {
             }
             let cost = served.answer.usage.flatMap { usage in served.model.price.map { usage.cost(at: $0) } }
             let answer = CachedAnswer(
-                completion: served.answer.body, providerType: served.model.provider.type.rawValue, upstreamModel: served.model.upstream,
-                costUSD: cost)
+                completion: served.answer.body, text: served.answer.text, providerType: served.model.provider.type.rawValue,
+                upstreamModel: served.model.upstream, costUSD: cost)
             if let cache { await cache.set(cacheKey, answer, ttl: policy.ttl) }
             return SharedAnswer(served: served, answer: answer)
         }

@@ -26,6 +26,8 @@ public enum JSON: Sendable {
         }
         set {
             guard case .object(var object) = self else { return }
+            // Let go of this value's reference first, so the dictionary is changed in place, not copied.
+            self = .null
             object[key] = newValue
             self = .object(object)
         }
@@ -473,6 +475,15 @@ extension JSON {
 extension JSON {
     /// Whether `value` holds a character JSON text must escape: a control character, `"`, `\\`, or U+2028 / U+2029
     /// (escaped too, so the text is also valid JavaScript).
+    /// `text` without the whitespace JSON allows around a value (space, tab, CR, LF).
+    static func trimmingWhitespace(_ text: some BidirectionalCollection<UInt8>) -> [UInt8] {
+        let isWhitespace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }
+        guard let first = text.firstIndex(where: { !isWhitespace($0) }), let last = text.lastIndex(where: { !isWhitespace($0) }) else {
+            return []
+        }
+        return Array(text[first...last])
+    }
+
     static func needsEscaping(_ value: String) -> Bool {
         var previous: (UInt8, UInt8) = (0, 0)
         for byte in value.utf8 {
