@@ -48,8 +48,7 @@ public struct UpstreamBody: AsyncSequence, Sendable {
 
         public mutating func next() async throws -> ByteBuffer? {
             switch storage {
-            case .connection(var iterator):
-                defer { storage = .connection(iterator) }
+            case .connection(let iterator):
                 return try await iterator.next()
             case .client(var iterator):
                 defer { storage = .client(iterator) }
