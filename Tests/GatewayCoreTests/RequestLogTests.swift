@@ -77,6 +77,18 @@ struct RequestLogTests {
         await store.close()
     }
 
+    @Test func aBatchLongerThanOneStatementIsWrittenWholeAndOnce() async throws {
+        let (store, _) = try await makeStore()
+        let count = SQLiteRequestLogStore.rowsPerStatement * 3 + 5
+        let ids = (0..<count).map { String(format: "r%04d", $0) }
+        try await store.insert(ids.map { record($0) })
+        // Again, overlapping the first batch across its statements' boundaries: stored rows are skipped.
+        let more = ids.suffix(SQLiteRequestLogStore.rowsPerStatement + 3) + (count..<count + 40).map { String(format: "r%04d", $0) }
+        try await store.insert(more.map { record($0) })
+        #expect(try await store.allRequestIDs() == (0..<count + 40).map { String(format: "r%04d", $0) })
+        await store.close()
+    }
+
     @Test func oneTokenCostIsKeptExactly() async throws {
         let (store, _) = try await makeStore()
         try await store.insert([record("tiny", cost: 1.5e-7)])
