@@ -1,6 +1,7 @@
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOPosix
 
 extension HTTPField.Name {
     static let requestID = HTTPField.Name("X-Request-Id")!
@@ -49,6 +50,9 @@ public struct RequestIDMiddleware: RouterMiddleware {
 
 /// Writes one request-log row per API request (`/v1/…`), whatever its outcome, once the answer is known
 /// (streams write theirs when they end). Health probes are not logged.
+///
+/// On an event loop the row is made just after the answer has gone out, not before: building it and counting it
+/// in the metrics took 15–20 µs off a cache hit's latency at one connection (see the README's performance section).
 public struct RequestLogMiddleware: RouterMiddleware {
     let sink: (any RequestRecordSink)?
 
@@ -65,7 +69,17 @@ public struct RequestLogMiddleware: RouterMiddleware {
         context.outcome = outcome
         do {
             let response = try await next(request, context)
-            if !outcome.isDeferred { outcome.finish(status: Int(response.status.code), into: sink) }
+            if !outcome.isDeferred {
+                let status = Int(response.status.code)
+                let finishedAt = ContinuousClock.now
+                // On an event loop, the record is made right after the answer has been written, which is done in
+                // this same turn of the loop: the client does not wait for it.
+                if let loop = MultiThreadedEventLoopGroup.currentEventLoop {
+                    loop.execute { outcome.finish(status: status, into: sink, finishedAt: finishedAt) }
+                } else {
+                    outcome.finish(status: status, into: sink, finishedAt: finishedAt)
+                }
+            }
             return response
         } catch {
             outcome.finish(status: 500, into: sink)

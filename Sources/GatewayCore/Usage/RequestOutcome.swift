@@ -60,9 +60,10 @@ final class RequestOutcome: Sendable {
     var isDeferred: Bool { fields.withLockedValue { $0.deferred } }
 
     /// Writes the record once (later calls do nothing).
-    func finish(status: Int, into sink: (any RequestRecordSink)?) {
+    /// - Parameter finishedAt: when the answer was complete (its latency ends there); now when not given.
+    func finish(status: Int, into sink: (any RequestRecordSink)?, finishedAt: ContinuousClock.Instant = .now) {
         guard let sink, written.withLockedValue({ done in defer { done = true }; return !done }) else { return }
-        let latency = Int((ContinuousClock.now - startedAt).wholeMilliseconds)
+        let latency = Int((finishedAt - startedAt).wholeMilliseconds)
         let fields = self.fields.withLockedValue { $0 }
         sink.record(
             RequestRecord(
