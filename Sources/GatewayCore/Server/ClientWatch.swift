@@ -134,16 +134,12 @@ final class ClientConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        closed()
-        context.fireChannelInactive()
-    }
-
-    private func closed() {
         let watches = state.withLockedValue { state -> [DisconnectWatch] in
             state.closed = true
             defer { state.watches = [] }
             return state.watches
         }
         for watch in watches { watch.connectionClosed() }
+        context.fireChannelInactive()
     }
 }

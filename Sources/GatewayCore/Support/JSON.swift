@@ -158,12 +158,7 @@ private struct JSONParser {
     func fail(_ reason: String) -> JSONParseError { JSONParseError(offset: index, reason: reason) }
 
     mutating func skipWhitespace() {
-        while index < bytes.count {
-            switch bytes[index] {
-            case 0x20, 0x09, 0x0A, 0x0D: index += 1
-            default: return
-            }
-        }
+        while index < bytes.count, JSON.isWhitespace(bytes[index]) { index += 1 }
     }
 
     mutating func parseValue() throws(JSONParseError) -> JSON {
@@ -473,17 +468,22 @@ extension JSON {
 }
 
 extension JSON {
-    /// Whether `value` holds a character JSON text must escape: a control character, `"`, `\\`, or U+2028 / U+2029
-    /// (escaped too, so the text is also valid JavaScript).
-    /// `text` without the whitespace JSON allows around a value (space, tab, CR, LF).
+    /// Whether `byte` is whitespace JSON allows between tokens (space, tab, LF, CR).
+    @inline(__always)
+    static func isWhitespace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D
+    }
+
+    /// `text` without the whitespace JSON allows around a value.
     static func trimmingWhitespace(_ text: some BidirectionalCollection<UInt8>) -> [UInt8] {
-        let isWhitespace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }
         guard let first = text.firstIndex(where: { !isWhitespace($0) }), let last = text.lastIndex(where: { !isWhitespace($0) }) else {
             return []
         }
         return Array(text[first...last])
     }
 
+    /// Whether `value` holds a character JSON text must escape: a control character, `"`, `\\`, or U+2028 / U+2029
+    /// (escaped too, so the text is also valid JavaScript).
     static func needsEscaping(_ value: String) -> Bool {
         var previous: (UInt8, UInt8) = (0, 0)
         for byte in value.utf8 {
