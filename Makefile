@@ -18,7 +18,7 @@ SWIFT ?= swift
 DEB_PACKAGES = libhiredis-dev redis-server postgresql mandoc systemd
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-release deps test-deps lint build release install clean
+.PHONY: run test test-release deps test-deps lint build release bench-floor install clean
 
 deps:
 	@missing=$$(for package in $(DEB_PACKAGES); do \
@@ -79,6 +79,10 @@ RELEASE_FLAGS = -Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-
 release:
 	rm -f $(RELEASE_SCRATCH)/release/llm-gateway
 	$(SWIFT) build -c release --product llm-gateway --scratch-path $(RELEASE_SCRATCH) $(RELEASE_FLAGS)
+
+# The benchmark harness's stack floor (`bench/run.sh --floor`), built as the daemon is.
+bench-floor:
+	$(SWIFT) build -c release --product bench-floor --scratch-path $(RELEASE_SCRATCH) $(RELEASE_FLAGS)
 
 install: release
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8 \

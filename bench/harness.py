@@ -5,7 +5,10 @@ gateway with its default settings (memory cache, SQLite request log, auth), driv
 Python clients, and prints one table. Run it through bench/run.sh, which installs wrk and nginx-light and
 builds the release binary.
 
-Usage: python3 bench/harness.py BINARY [--duration SECONDS] [--other URL]
+Usage: python3 bench/harness.py BINARY [--duration SECONDS] [--other URL] [--floor BENCH_FLOOR]
+
+With --floor, the 1- and 16-connection runs also take, in the same turns, bench-floor's two proxies that only
+forward (SwiftNIO alone, and a Hummingbird route): the floor of the gateway's stack.
 """
 import argparse
 import asyncio
@@ -23,7 +26,8 @@ import time
 import urllib.request
 
 KEY = "gw_bench_key_0123456789abcdefghijklmnopqrstu"
-PORTS = {"nginx": 18440, "stream": 18441, "redis": 18442, "gateway": 18443, "long": 18444, "fast": 18445}
+PORTS = {"nginx": 18440, "stream": 18441, "redis": 18442, "gateway": 18443, "long": 18444, "fast": 18445,
+         "floor-nio": 18446, "floor-hummingbird": 18447}
 COMPLETION = json.dumps({
     "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "bench-model",
     "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "benchmark answer"}}],
@@ -63,10 +67,11 @@ wrk.body = '{"model":"bench","messages":[{"role":"user","content":"the same prom
 
 
 class Bench:
-    def __init__(self, binary, duration, other):
+    def __init__(self, binary, duration, other, floor=None):
         self.binary = os.path.abspath(binary)
         self.duration = duration
         self.other = other
+        self.floor = os.path.abspath(floor) if floor else None
         self.work = tempfile.mkdtemp(prefix="llm-gateway-bench-")
         self.processes = []
         self.rows = []
@@ -225,21 +230,52 @@ request_log: {backend: sqlite, path: "%(log)s"}
             result["cpu_us"] = cpu * 1e6 / max(1, result["requests"])
         return result
 
-    def paired(self, direct_url, gateway_url, connections, gateway_pid, rounds=3):
-        """Direct and gateway runs taken in turn, `rounds` of each (duration split between them), so both meet
-        the same moments of a noisy machine. Returns per side the median of each figure, and the summed counts."""
+    def paired(self, direct_url, targets, connections, rounds=3):
+        """Direct and each target (a URL and the pid to charge CPU to) taken in turn, `rounds` of each (duration
+        split between them), so all meet the same moments of a noisy machine. Returns direct's figures, then each
+        target's: the median of each figure, and the summed counts."""
         duration = max(2, self.duration // rounds)
-        direct, through = [], []
+        runs = [[] for _ in range(1 + len(targets))]
         for _ in range(rounds):
-            direct.append(self.wrk(direct_url, connections, UNIQUE_LUA, duration=duration))
-            through.append(self.wrk(gateway_url, connections, UNIQUE_LUA, duration=duration, pid=gateway_pid))
+            runs[0].append(self.wrk(direct_url, connections, UNIQUE_LUA, duration=duration))
+            for index, (url, pid) in enumerate(targets, start=1):
+                runs[index].append(self.wrk(url, connections, UNIQUE_LUA, duration=duration, pid=pid))
 
         def combine(runs):
             combined = {figure: statistics.median(run[figure] for run in runs) for figure in ("rps", "p50", "p99", "cpu_us") if figure in runs[0]}
             for count in ("requests", "non2xx", "errors"):
                 combined[count] = sum(run[count] for run in runs)
             return combined
-        return combine(direct), combine(through)
+        return [combine(side) for side in runs]
+
+    # MARK: the stack's floor
+
+    FLOOR_MODES = (("nio", "SwiftNIO only"), ("hummingbird", "Hummingbird route"))
+
+    def start_floors(self, upstream_url):
+        """With --floor, starts bench-floor in its two modes (a proxy that only forwards, see
+        Sources/bench-floor) and returns their (URL, pid) for `paired`; else none."""
+        if not self.floor:
+            return []
+        upstream_port = int(upstream_url.rsplit(":", 1)[1])
+        targets = []
+        for (mode, _), port in zip(self.FLOOR_MODES, (PORTS["floor-nio"], PORTS["floor-hummingbird"])):
+            process = self.spawn([self.floor, mode, str(port), str(upstream_port)])
+            self.wait_port(port)
+            if process.poll() is not None:
+                raise SystemExit("bench-floor %s exited at start" % mode)
+            targets.append(("http://127.0.0.1:%d" % port, process.pid))
+        return targets
+
+    def floor_rows(self, one_direct, one_floors, direct, floored):
+        """The floors' rows: the same figures as the gateway's, for a proxy that only forwards."""
+        for (_, name), one, sixteen in zip(self.FLOOR_MODES, one_floors, floored):
+            self.row("stack floor, %s: added latency p50 / p99" % name, "",
+                     "%.0f us / %.0f us" % (one["p50"] - one_direct["p50"], one["p99"] - one_direct["p99"]))
+            self.row("stack floor, %s: throughput, 16 connections" % name, "",
+                     "%.0f req/s (%.0f%%), %d non-2xx, %d socket errors" % (sixteen["rps"], 100 * sixteen["rps"] / direct["rps"], sixteen["non2xx"], sixteen["errors"]))
+            self.row("stack floor, %s: CPU per answer, 1 / 16 connections" % name, "",
+                     "%.0f us / %.0f us" % (one["cpu_us"], sixteen["cpu_us"]))
 
     # MARK: streams
 
@@ -366,7 +402,8 @@ request_log: {backend: sqlite, path: "%(log)s"}
         self.wrk(nginx, 4, UNIQUE_LUA, duration=2)
         sent = self.wrk(gateway_url, 4, UNIQUE_LUA, duration=2)["requests"]
 
-        one_direct, one_gateway = self.paired(nginx, gateway_url, 1, gateway.pid)
+        floors = self.start_floors(nginx)
+        one_direct, one_gateway, *one_floors = self.paired(nginx, [(gateway_url, gateway.pid)] + floors, 1)
         self.row("latency p50, 1 connection", "%.0f us" % one_direct["p50"], "%.0f us" % one_gateway["p50"])
         self.row("latency p99, 1 connection", "%.0f us" % one_direct["p99"], "%.0f us" % one_gateway["p99"])
         self.row("added latency p50 / p99", "", "%.0f us / %.0f us" % (one_gateway["p50"] - one_direct["p50"], one_gateway["p99"] - one_direct["p99"]),
@@ -374,7 +411,7 @@ request_log: {backend: sqlite, path: "%(log)s"}
         sent += one_gateway["requests"]
         for connections in (16, 64):
             jobs_before = self.jobs_queued()
-            direct, through = self.paired(nginx, gateway_url, connections, gateway.pid)
+            direct, through, *floored = self.paired(nginx, [(gateway_url, gateway.pid)] + (floors if connections == 16 else []), connections)
             jobs_per_answer = (self.jobs_queued() - jobs_before) / max(1, through["requests"])
             sent += through["requests"]
             target = ">= 30% of direct" if connections == 16 else ""
@@ -384,6 +421,8 @@ request_log: {backend: sqlite, path: "%(log)s"}
                 self.row("gateway CPU per answer, 1 / 16 connections", "",
                          "%.0f us / %.0f us" % (one_gateway["cpu_us"], through["cpu_us"]))
                 self.row("task jobs queued per answer, 16 connections", "", "%.1f" % jobs_per_answer)
+                if floors:
+                    self.floor_rows(one_direct, one_floors, direct, floored)
             if connections == 64:
                 self.row("RSS after load (peak)", "", "%.1f MiB" % self.rss_mib(gateway.pid, "VmHWM"))
         # The figures above are for answers from the upstream: a prompt repeated by a thread or a run would be a
@@ -462,8 +501,9 @@ def main():
     parser.add_argument("binary")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
     parser.add_argument("--other", help="another gateway's base URL, already pointed at the same nginx upstream")
+    parser.add_argument("--floor", metavar="BENCH_FLOOR", help="the bench-floor binary: adds the stack's floor (a proxy that only forwards) to the runs")
     arguments = parser.parse_args()
-    bench = Bench(arguments.binary, arguments.duration, arguments.other)
+    bench = Bench(arguments.binary, arguments.duration, arguments.other, arguments.floor)
     try:
         bench.run()
     finally:
