@@ -242,6 +242,21 @@ struct LoopPlacementTests {
         #expect(try await withDeadline(.now + .seconds(60)) { 7 } == 7)
     }
 
+    @Test func anAbandoningDeadlineDoesNotWaitForWorkThatIgnoresCancellation() async throws {
+        // A wait that cancellation does not end, like a query on a connection that died under it.
+        let never = OneShot<Int>()
+        await #expect(throws: DeadlineExceeded.self) {
+            try await withAbandoningDeadline(.now + .milliseconds(20)) { try await never.wait() }
+        }
+        #expect(try await withAbandoningDeadline(.now + .seconds(60)) { 7 } == 7)
+        await #expect(throws: CancellationError.self) {
+            let caller = Task { try await withAbandoningDeadline(.now + .seconds(3600)) { try await never.wait() } }
+            caller.cancel()
+            _ = try await caller.value
+        }
+        never.deliver(.success(0))
+    }
+
     @Test(arguments: [UpstreamClients.PlainHTTPClient.connectionPool, .asyncHTTPClient])
     func eachEventLoopGetsItsOwnClientForAProvider(plainHTTP: UpstreamClients.PlainHTTPClient) async throws {
         let clients = UpstreamClients(plainHTTP: plainHTTP)

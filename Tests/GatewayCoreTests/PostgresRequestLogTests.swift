@@ -91,6 +91,39 @@ struct PostgresRequestLogTests {
             let records = (0..<4500).map { RequestRecord(requestID: "bulk-\($0)", createdAtMicros: Self.now, statusCode: 200, latencyMs: $0) }
             try await store.insert(records)
             #expect(try await server.psql("SELECT count(*), sum(latency_ms) FROM gateway_logs") == "4500|\((0..<4500).reduce(0, +))\n")
+            // Again, overlapping the first batch across its statements' boundaries: stored rows are skipped.
+            let overlap = PostgresRequestLogStore.rowsPerStatement + 3
+            let more = (4500 - overlap..<4540).map { RequestRecord(requestID: "bulk-\($0)", createdAtMicros: Self.now, statusCode: 200, latencyMs: $0) }
+            try await store.insert(more)
+            #expect(try await server.psql("SELECT count(*), sum(latency_ms) FROM gateway_logs") == "4540|\((0..<4540).reduce(0, +))\n")
+        }
+    }
+
+    @Test func aBatchIsOneTransaction() async throws {
+        try await withMigratedStore { server, store in
+            try await server.psql("ALTER TABLE gateway_logs ADD CONSTRAINT no_teapots CHECK (status_code <> 418)")
+            // The refused row is in the batch's last statement: the statements before it are not kept either.
+            var records = (0..<40).map { RequestRecord(requestID: "tx-\($0)", createdAtMicros: Self.now, statusCode: 200) }
+            records.append(RequestRecord(requestID: "tx-teapot", createdAtMicros: Self.now, statusCode: 418))
+            await #expect(throws: PostgresStoreError.self) { try await store.insert(records) }
+            #expect(try await server.psql("SELECT count(*) FROM gateway_logs") == "0\n")
+        }
+    }
+
+    @Test func aNULInAClientsTextIsStoredAsAReplacementCharacter() async throws {
+        try await withMigratedStore { server, store in
+            // PostgreSQL's text and jsonb refuse U+0000; one such row must not fail its batch.
+            let records = [
+                RequestRecord(
+                    requestID: "nul", createdAtMicros: Self.now, model: "gpt\u{0}4o", statusCode: 404, errorMessage: "no model gpt\u{0}4o",
+                    customer: "a\u{0}b", feature: "\u{0}", metadata: ["k\u{0}": "v\u{0}", "plain": "ok"]),
+                RequestRecord(requestID: "clean", createdAtMicros: Self.now, model: "gpt-4o", statusCode: 200),
+            ]
+            try await store.insert(records)
+            let stored = try await server.psql(
+                "SELECT model, error_message, customer, feature, metadata->>'k\u{FFFD}', metadata->>'plain' FROM gateway_logs WHERE request_id = 'nul'")
+            #expect(stored == "gpt\u{FFFD}4o|no model gpt\u{FFFD}4o|a\u{FFFD}b|\u{FFFD}|v\u{FFFD}|ok\n")
+            #expect(try await server.psql("SELECT count(*) FROM gateway_logs") == "2\n")
         }
     }
 

@@ -19,6 +19,36 @@ public func withDeadline<Value: Sendable>(
     }
 }
 
+/// Runs `operation` until `deadline`, then throws `DeadlineExceeded` without waiting for it to stop: it is
+/// cancelled and left to end on its own, and what it returns or throws after the deadline is dropped.
+///
+/// For calls into a library that may not stop when cancelled, where `withDeadline` would wait with them: a
+/// PostgreSQL query started as the server shut down was seen never to end, and the request log's writer, waiting
+/// on it, stopped writing for good. Cancelling the caller ends the wait at once too.
+func withAbandoningDeadline<Value: Sendable>(
+    _ deadline: ContinuousClock.Instant, _ operation: @escaping @Sendable () async throws -> Value
+) async throws -> Value {
+    let outcome = OneShot<Value>()
+    let task = Task {
+        do {
+            outcome.deliver(.success(try await operation()))
+        } catch {
+            outcome.deliver(.failure(error))
+        }
+    }
+    let timer = LoopTimer.schedule(in: ContinuousClock.now.duration(to: deadline)) {
+        outcome.deliver(.failure(DeadlineExceeded()))
+        task.cancel()
+    }
+    defer { timer.cancel() }
+    return try await withTaskCancellationHandler {
+        try await outcome.wait()
+    } onCancel: {
+        outcome.deliver(.failure(CancellationError()))
+        task.cancel()
+    }
+}
+
 /// Runs `operation` in a task of its own that something outside can cancel (a timer, a closed connection).
 ///
 /// `start` receives the action that cancels the task and returns what stops it from being called; it is stopped

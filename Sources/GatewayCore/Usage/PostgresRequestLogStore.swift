@@ -6,7 +6,9 @@ import PostgresNIO
 ///
 /// Owns a `PostgresClient` and runs it in a task of its own from `init` until `close()`. Every operation is bounded
 /// by `operationTimeout`, so a write while the server is down fails soon (and the writer can spool) instead of
-/// waiting for the pool's circuit breaker; the same store reconnects by itself once the server is back.
+/// waiting for the pool's circuit breaker; the same store reconnects by itself once the server is back. An
+/// operation still running at its timeout is cancelled and left behind, not waited for: one started as the server
+/// shut down was seen never to end, cancelled or not (`withAbandoningDeadline`).
 ///
 /// ```swift
 /// let store = try PostgresRequestLogStore(url: "postgres://gateway@db.internal/gateway", poolSize: 4, logger: logger)
@@ -20,8 +22,12 @@ public final class PostgresRequestLogStore: RequestLogStore {
     private let runTask: Task<Void, Never>
     private let logger: Logger
 
-    /// Rows per `INSERT`: PostgreSQL takes at most 65535 bound values in one statement.
-    static let rowsPerStatement = 2000
+    /// Rows per `INSERT` (PostgreSQL takes at most 65535 bound values in one statement). A batch is written as
+    /// short statements in one transaction, as for SQLite: a server on the same host took a 500-row statement in
+    /// one burst of milliseconds, during which the processes the gateway waits on (its upstream, its client)
+    /// waited for a CPU. At one connection the 1 % slowest answers took 3.3–3.6 ms with the PostgreSQL log on,
+    /// 1.6–1.8 ms with 32-row statements and 1.1–1.3 ms with 16, against 0.5–0.65 ms with SQLite.
+    static let rowsPerStatement = 16
     /// `pg_advisory_xact_lock` key that serialises migrations between gateways starting at once ("llm-gw" in ASCII).
     static let migrationLockKey: Int64 = 0x6C6C_6D2D_6777
     /// Migrating may wait for another gateway's migration, so it gets longer than an ordinary operation.
@@ -83,17 +89,19 @@ public final class PostgresRequestLogStore: RequestLogStore {
         }
     }
 
-    /// Writes `records` with one multi-row `INSERT ... ON CONFLICT (request_id) DO NOTHING` (one per 2000 rows).
+    /// Writes `records` in one transaction, as multi-row `INSERT ... ON CONFLICT (request_id) DO NOTHING`
+    /// statements of `rowsPerStatement` rows.
     public func insert(_ records: [RequestRecord]) async throws {
         guard !records.isEmpty else { return }
-        // Off the event loops, as for SQLite: a full batch's statement takes a millisecond or more to build.
-        let statements = try await onThreadPool {
-            try stride(from: 0, to: records.count, by: Self.rowsPerStatement).map {
-                try Self.insertQuery(records[$0..<min($0 + Self.rowsPerStatement, records.count)])
-            }
-        }
         try await bounded("insert", timeout: operationTimeout) { [client, logger] in
-            for statement in statements { try await client.query(statement, logger: logger) }
+            try await client.withTransaction(logger: logger) { connection in
+                for start in stride(from: 0, to: records.count, by: Self.rowsPerStatement) {
+                    let chunk = records[start..<min(start + Self.rowsPerStatement, records.count)]
+                    // Built on the thread pool, as for SQLite, not on the event loop the connection shares with requests.
+                    let statement = try await onThreadPool { try Self.insertQuery(chunk) }
+                    try await connection.query(statement, logger: logger)
+                }
+            }
         }
     }
 
@@ -146,15 +154,15 @@ public final class PostgresRequestLogStore: RequestLogStore {
             rows.append("(" + placeholders.joined(separator: ", ") + ")")
 
             bindings.append(record.createdAtMicros)
-            bindings.append(record.requestID)
-            bindings.append(record.keyName)
-            bindings.append(record.endpoint)
-            bindings.append(record.model)
-            bindings.append(record.servedModel)
-            bindings.append(record.provider)
-            bindings.append(record.originalProvider)
+            bindings.append(storable(record.requestID))
+            bindings.append(storable(record.keyName))
+            bindings.append(storable(record.endpoint))
+            bindings.append(storable(record.model))
+            bindings.append(storable(record.servedModel))
+            bindings.append(storable(record.provider))
+            bindings.append(storable(record.originalProvider))
             bindings.append(record.statusCode)
-            bindings.append(record.errorMessage)
+            bindings.append(storable(record.errorMessage))
             bindings.append(record.promptTokens)
             bindings.append(record.completionTokens)
             bindings.append(record.totalTokens)
@@ -167,13 +175,29 @@ public final class PostgresRequestLogStore: RequestLogStore {
             bindings.append(record.failoverUsed)
             bindings.append(record.attempts)
             bindings.append(record.stream)
-            bindings.append(record.customer)
-            bindings.append(record.feature)
-            bindings.append(String(decoding: try encoder.encode(record.metadata), as: UTF8.self))
+            bindings.append(storable(record.customer))
+            bindings.append(storable(record.feature))
+            bindings.append(String(decoding: try encoder.encode(storable(record.metadata)), as: UTF8.self))
         }
         let sql = "INSERT INTO gateway_logs (" + insertColumns.joined(separator: ", ") + ") VALUES "
             + rows.joined(separator: ", ") + " ON CONFLICT (request_id) DO NOTHING"
         return PostgresQuery(unsafeSQL: sql, binds: bindings)
+    }
+
+    /// `text` as PostgreSQL can store it: its text types (and `jsonb`) refuse U+0000, which a client may put in a
+    /// model name, a `user` or a metadata header, and one such row would fail every write of its batch. It becomes
+    /// U+FFFD, as an undecodable byte does elsewhere.
+    static func storable(_ text: String) -> String {
+        text.utf8.contains(0) ? text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : text
+    }
+
+    static func storable(_ text: String?) -> String? {
+        text.map(storable)
+    }
+
+    static func storable(_ metadata: [String: String]) -> [String: String] {
+        guard metadata.contains(where: { $0.key.utf8.contains(0) || $0.value.utf8.contains(0) }) else { return metadata }
+        return Dictionary(metadata.map { (storable($0.key), storable($0.value)) }, uniquingKeysWith: { first, _ in first })
     }
 
     static func statsQuery(sinceMicros: Int64, by dimension: StatsDimension) -> PostgresQuery {
@@ -213,7 +237,7 @@ public final class PostgresRequestLogStore: RequestLogStore {
         _ operation: String, timeout: Duration, _ body: @escaping @Sendable () async throws -> Value
     ) async throws -> Value {
         do {
-            return try await withDeadline(.now + timeout, body)
+            return try await withAbandoningDeadline(.now + timeout, body)
         } catch is DeadlineExceeded {
             throw PostgresStoreError(operation: operation, reason: "no answer from PostgreSQL within \(timeout)")
         } catch {
