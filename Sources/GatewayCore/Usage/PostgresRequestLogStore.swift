@@ -95,10 +95,9 @@ public final class PostgresRequestLogStore: RequestLogStore {
         guard !records.isEmpty else { return }
         try await bounded("insert", timeout: operationTimeout) { [client, logger] in
             try await client.withTransaction(logger: logger) { connection in
-                for start in stride(from: 0, to: records.count, by: Self.rowsPerStatement) {
-                    let chunk = records[start..<min(start + Self.rowsPerStatement, records.count)]
+                for chunk in records.statementChunks(of: Self.rowsPerStatement) {
                     // Built on the thread pool, as for SQLite, not on the event loop the connection shares with requests.
-                    let statement = try await onThreadPool { try Self.insertQuery(chunk) }
+                    let statement = try await onThreadPool { Self.insertQuery(chunk) }
                     try await connection.query(statement, logger: logger)
                 }
             }
@@ -140,12 +139,10 @@ public final class PostgresRequestLogStore: RequestLogStore {
 
     /// One `INSERT` for `records`: the SQL holds only `$n` placeholders, every value is bound.
     /// `created_at` is computed from exact microseconds; costs bound as float8 keep 15 significant digits in NUMERIC.
-    static func insertQuery(_ records: ArraySlice<RequestRecord>) throws -> PostgresQuery {
+    static func insertQuery(_ records: ArraySlice<RequestRecord>) -> PostgresQuery {
         var bindings = PostgresBindings(capacity: records.count * insertColumns.count)
         var rows: [String] = []
         rows.reserveCapacity(records.count)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
         for record in records {
             let first = bindings.count + 1
             var placeholders = (first..<first + insertColumns.count).map { "$\($0)" }
@@ -177,7 +174,7 @@ public final class PostgresRequestLogStore: RequestLogStore {
             bindings.append(record.stream)
             bindings.append(storable(record.customer))
             bindings.append(storable(record.feature))
-            bindings.append(String(decoding: try encoder.encode(storable(record.metadata)), as: UTF8.self))
+            bindings.append(RequestRecord.metadataJSON(storable(record.metadata)))
         }
         let sql = "INSERT INTO gateway_logs (" + insertColumns.joined(separator: ", ") + ") VALUES "
             + rows.joined(separator: ", ") + " ON CONFLICT (request_id) DO NOTHING"

@@ -118,6 +118,21 @@ public struct StatsRow: Sendable, Equatable {
     }
 }
 
+extension RequestRecord {
+    /// `metadata` as the JSON object text stored in the `metadata` column.
+    static func metadataJSON(_ metadata: [String: String]) -> String {
+        JSON.object(metadata.mapValues { JSON.string($0) }).serialized(sortedKeys: true)
+    }
+}
+
+extension Array where Element == RequestRecord {
+    /// The batch as consecutive runs of at most `rows` records, in order: each store writes a batch as several
+    /// short statements in one transaction.
+    func statementChunks(of rows: Int) -> [ArraySlice<RequestRecord>] {
+        stride(from: 0, to: count, by: rows).map { self[$0..<Swift.min($0 + rows, count)] }
+    }
+}
+
 /// Where request rows are kept: SQLite by default, PostgreSQL for fleets.
 public protocol RequestLogStore: Sendable {
     /// Creates or upgrades the schema (idempotent; applied migrations are recorded in `schema_migrations`).

@@ -129,8 +129,7 @@ public final class SQLiteRequestLogStore: RequestLogStore {
         guard !records.isEmpty else { return }
         try await gate.run {
             try await transaction(immediate: true) {
-                for start in stride(from: 0, to: records.count, by: Self.rowsPerStatement) {
-                    let chunk = records[start..<min(start + Self.rowsPerStatement, records.count)]
+                for chunk in records.statementChunks(of: Self.rowsPerStatement) {
                     // Built on the thread pool, not on an event loop, where it would hold up that loop's requests.
                     let statement = try await onThreadPool { Self.insertStatement(chunk) }
                     _ = try await connection.query(statement.sql, statement.binds)
@@ -265,13 +264,6 @@ extension StatsRow {
         if a.spendUSD != b.spendUSD { return a.spendUSD > b.spendUSD }
         if a.requests != b.requests { return a.requests > b.requests }
         return a.group < b.group
-    }
-}
-
-extension RequestRecord {
-    /// `metadata` as the JSON object text stored in the `metadata` column.
-    static func metadataJSON(_ metadata: [String: String]) -> String {
-        JSON.object(metadata.mapValues { JSON.string($0) }).serialized(sortedKeys: true)
     }
 }
 
