@@ -13,7 +13,8 @@ change are skipped by the linker, so a stale list only lays out less well; recor
     make release && python3 bench/hot_functions.py .build/release/llm-gateway release/hot-functions.txt
 
 Needs qemu-user, nginx and redis-server (as bench/run.sh does). `--check BINARY LIST` (run by `make test-release`)
-fails when fewer than 90 % of the listed functions are still in the binary.
+warns when fewer than 90 % of the listed functions are still in the binary: recording the list again is a release
+step (bench/README.md), never a reason for CI to fail because code moved.
 """
 import bisect
 import json
@@ -104,7 +105,8 @@ def drive(gateway, admin_socket):
 
 
 def check(binary, listing, least):
-    """Fails when fewer than `least` of the listed functions are still in the binary: the list has aged."""
+    """Warns when fewer than `least` of the listed functions are still in the binary: the list has aged. A stale
+    list only lays the binary out less well (the linker skips names it no longer has), so it never fails."""
     with open(listing) as file:
         listed = [line.strip() for line in file if line.strip() and not line.startswith("#")]
     names = {symbol[2] for symbol in function_symbols(binary)}
@@ -112,7 +114,7 @@ def check(binary, listing, least):
     share = found / max(len(listed), 1)
     print("release layout: %d of the %d functions in %s are in the binary (%.0f%%)" % (found, len(listed), listing, share * 100))
     if share < least:
-        raise SystemExit("the list has aged: record it again (python3 bench/hot_functions.py BINARY %s)" % listing)
+        print("warning: the list has aged; record it again before a release (python3 bench/hot_functions.py BINARY %s)" % listing)
 
 
 def main():

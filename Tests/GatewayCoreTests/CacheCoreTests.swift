@@ -131,7 +131,7 @@ final class ManualClock: Sendable {
         let completion = ChatCompletion.make(
             model: "m", text: text + String(repeating: "x", count: padding), toolCalls: [], finishReason: "stop", usage: nil,
             id: "chatcmpl-1", created: 1)
-        return CachedAnswer(completion: completion.body, providerType: "openai", upstreamModel: "m", costUSD: 0.001)
+        return CachedAnswer(completion: completion.body, provider: "openai", upstreamModel: "m", costUSD: 0.001)
     }
 
     static func size(_ key: String, _ answer: CachedAnswer) -> Int {
@@ -152,13 +152,13 @@ final class ManualClock: Sendable {
         let completion = ChatCompletion.make(
             model: "m", text: "line one\nline \"two\"", toolCalls: [], finishReason: "stop",
             usage: Usage(promptTokens: 12, completionTokens: 3, cachedTokens: 2), id: "chatcmpl-9", created: 1)
-        let answer = CachedAnswer(completion: completion.body, providerType: "anthropic", upstreamModel: "claude", costUSD: 0.0025)
+        let answer = CachedAnswer(completion: completion.body, provider: "anthropic", upstreamModel: "claude", costUSD: 0.0025)
         let stored = answer.encoded()
         let read = try #require(CachedAnswer(encoded: stored))
         #expect(read == answer)
         #expect(read.completionText == answer.completionText)
         #expect(read.usage == Usage(promptTokens: 12, completionTokens: 3, cachedTokens: 2))
-        #expect(read.costUSD == 0.0025 && read.providerType == "anthropic" && read.upstreamModel == "claude")
+        #expect(read.costUSD == 0.0025 && read.provider == "anthropic" && read.upstreamModel == "claude")
         // Entries written in the earlier form (one JSON object) by an older gateway sharing the Redis still read.
         let earlier = JSON.object([
             "completion": completion.body, "provider": "anthropic", "model": "claude", "cost_usd": .double(0.0025),
@@ -173,10 +173,10 @@ final class ManualClock: Sendable {
     @Test func aProvidersTextIsKeptAsItCameUnlessItHasTheGatewaysMembers() throws {
         let text = #"{ "id": "chatcmpl-7", "choices": [{"message": {"content": "caf\u00e9"}}], "usage": {"prompt_tokens": 3, "completion_tokens": 1} }"#
         let completion = try JSON.parse(text)
-        let kept = CachedAnswer(completion: completion, text: Array(text.utf8), providerType: "openai", upstreamModel: "m", costUSD: nil)
+        let kept = CachedAnswer(completion: completion, text: Array(text.utf8), provider: "openai", upstreamModel: "m", costUSD: nil)
         #expect(kept.completionText == Array(text.utf8), "spacing, member order and escapes as the provider wrote them")
         #expect(kept.usage == Usage(promptTokens: 3, completionTokens: 1))
-        let answered = String(buffer: ChatCompletionsRoute.answerBody(kept.completionText, cost: 0.5, latencyMs: 7))
+        let answered = String(buffer: OpenAIChatDialect.answerBody(kept.completionText, cost: 0.5, latencyMs: 7))
         var expected = completion
         expected["cost_usd"] = .double(0.5)
         expected["latency_ms"] = .int(7)
@@ -184,7 +184,7 @@ final class ManualClock: Sendable {
         // A body that already carries a member the gateway adds is written again without it.
         var withCost = completion
         withCost["cost_usd"] = .double(9)
-        let rewritten = CachedAnswer(completion: withCost, text: Array(withCost.serialized().utf8), providerType: "openai", upstreamModel: "m", costUSD: nil)
+        let rewritten = CachedAnswer(completion: withCost, text: Array(withCost.serialized().utf8), provider: "openai", upstreamModel: "m", costUSD: nil)
         #expect(try JSON.parse(rewritten.completionText) == completion)
         #expect(!String(decoding: rewritten.completionText, as: UTF8.self).contains("cost_usd"))
     }
@@ -193,15 +193,15 @@ final class ManualClock: Sendable {
         // An upstream that sends its own cost_usd does not get it repeated or kept.
         var completion = Self.answer("hello").completion
         completion["cost_usd"] = .double(9)
-        let answer = CachedAnswer(completion: completion, providerType: "openai", upstreamModel: "m", costUSD: 0.001)
-        let text = ChatCompletionsRoute.answerBody(answer.completionText, cost: 0.25, latencyMs: 12)
+        let answer = CachedAnswer(completion: completion, provider: "openai", upstreamModel: "m", costUSD: 0.001)
+        let text = OpenAIChatDialect.answerBody(answer.completionText, cost: 0.25, latencyMs: 12)
         let written = String(buffer: text)
         #expect(written.components(separatedBy: "\"cost_usd\"").count == 2)
         var expected = Self.answer("hello").completion
         expected["cost_usd"] = .double(0.25)
         expected["latency_ms"] = .int(12)
         #expect(try JSON.parse(Array(written.utf8)) == expected)
-        let unpriced = String(buffer: ChatCompletionsRoute.answerBody(Array("{}".utf8), cost: nil, latencyMs: 3))
+        let unpriced = String(buffer: OpenAIChatDialect.answerBody(Array("{}".utf8), cost: nil, latencyMs: 3))
         #expect(unpriced == #"{"cost_usd":null,"latency_ms":3}"#)
     }
 

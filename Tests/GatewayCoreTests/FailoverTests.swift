@@ -350,7 +350,7 @@ struct CircuitBreakerTests {
     }
 
     @Test func backoffIsJitteredExponentialAndRespectsRetryAfterAndCap() {
-        let router = ChatRouter(proxy: ChatProxy(clients: UpstreamClients()), breakers: CircuitBreakers(), load: ProviderLoad())
+        let router = UpstreamChain(proxy: UpstreamProxy(clients: UpstreamClients()), breakers: CircuitBreakers(), load: ProviderLoad())
         var generator = SystemRandomNumberGenerator()
         for retry in 0..<6 {
             let pause = router.backoff(retry: retry, retryAfter: nil, cap: .seconds(5), using: &generator)
@@ -371,7 +371,7 @@ struct CircuitBreakerTests {
     ])
     func poolFailuresFailOverWithTheirOwnStatus(error: any Error & Sendable, status: Int, code: String, timedOut: Bool) {
         let provider = ProviderConfig(name: "local", type: .openai, baseURL: "http://127.0.0.1:8000/v1", apiKey: "sk-secret-key")
-        let failure = ChatProxy.transportFailure(error, provider: provider)
+        let failure = UpstreamProxy.transportFailure(error, provider: provider)
         #expect(failure.triggersFailover)
         #expect(failure.timedOut == timedOut)
         #expect(failure.error.status == status)

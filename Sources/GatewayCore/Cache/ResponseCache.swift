@@ -1,14 +1,14 @@
 /// A complete, successful answer as the cache keeps it: the completion's JSON text, written once.
 ///
 /// Every answer given from it (a hit, or the fresh answer itself) only appends `cost_usd` and `latency_ms` to the
-/// text (`ChatCompletionsRoute.answerBody`); nothing is decoded or encoded again on a hit.
+/// text (`OpenAIChatDialect.answerBody`); nothing is decoded or encoded again on a hit.
 public struct CachedAnswer: Sendable, Equatable {
     /// The OpenAI `chat.completion` object as JSON text, without `cost_usd` and `latency_ms`.
     public let completionText: [UInt8]
     /// The completion's token usage (logged on hits).
     public let usage: Usage?
-    /// Provider type that produced it (`X-Provider` on replays).
-    public var providerType: String
+    /// The configured name of the provider that produced it (`X-Provider` and the log's `provider` on hits).
+    public var provider: String
     /// Upstream model that produced it (`X-Model` on replays).
     public var upstreamModel: String
     /// What the answer cost when it was made, in USD (what a hit saves); nil when the model has no price.
@@ -18,24 +18,24 @@ public struct CachedAnswer: Sendable, Equatable {
     ///   - completion: the `chat.completion` object.
     ///   - text: the object's text as the provider wrote it, when there is one; kept as it is unless the object
     ///     has `cost_usd` or `latency_ms` (which every answer gets from the gateway), saving writing it again.
-    public init(completion: JSON, text: [UInt8]? = nil, providerType: String, upstreamModel: String, costUSD: Double?) {
+    public init(completion: JSON, text: [UInt8]? = nil, provider: String, upstreamModel: String, costUSD: Double?) {
         let usage = Usage(openAI: completion["usage"])
         if let text, text.first == UInt8(ascii: "{"), text.last == UInt8(ascii: "}"), completion["cost_usd"] == nil,
             completion["latency_ms"] == nil
         {
-            self.init(completionText: text, usage: usage, providerType: providerType, upstreamModel: upstreamModel, costUSD: costUSD)
+            self.init(completionText: text, usage: usage, provider: provider, upstreamModel: upstreamModel, costUSD: costUSD)
             return
         }
         var members = completion
         members["cost_usd"] = nil
         members["latency_ms"] = nil
-        self.init(completionText: members.bytes(), usage: usage, providerType: providerType, upstreamModel: upstreamModel, costUSD: costUSD)
+        self.init(completionText: members.bytes(), usage: usage, provider: provider, upstreamModel: upstreamModel, costUSD: costUSD)
     }
 
-    private init(completionText: [UInt8], usage: Usage?, providerType: String, upstreamModel: String, costUSD: Double?) {
+    private init(completionText: [UInt8], usage: Usage?, provider: String, upstreamModel: String, costUSD: Double?) {
         self.completionText = completionText
         self.usage = usage
-        self.providerType = providerType
+        self.provider = provider
         self.upstreamModel = upstreamModel
         self.costUSD = costUSD
     }
@@ -48,7 +48,7 @@ public struct CachedAnswer: Sendable, Equatable {
     /// Equal when they hold the same answer: the texts are compared as JSON, since equal objects may list their
     /// members in different orders.
     public static func == (lhs: CachedAnswer, rhs: CachedAnswer) -> Bool {
-        lhs.providerType == rhs.providerType && lhs.upstreamModel == rhs.upstreamModel && lhs.costUSD == rhs.costUSD
+        lhs.provider == rhs.provider && lhs.upstreamModel == rhs.upstreamModel && lhs.costUSD == rhs.costUSD
             && lhs.usage == rhs.usage && lhs.completion == rhs.completion
     }
 
@@ -59,7 +59,7 @@ public struct CachedAnswer: Sendable, Equatable {
     /// (compact JSON has no raw newline), so reading it back parses only the short line.
     public func encoded() -> [UInt8] {
         let about = JSON.object([
-            "provider": .string(providerType), "model": .string(upstreamModel), "cost_usd": costUSD.map(JSON.double) ?? .null,
+            "provider": .string(provider), "model": .string(upstreamModel), "cost_usd": costUSD.map(JSON.double) ?? .null,
             "usage": usage?.json ?? .null,
         ])
         return Self.formTag + about.bytes() + [UInt8(ascii: "\n")] + completionText
@@ -71,7 +71,7 @@ public struct CachedAnswer: Sendable, Equatable {
             guard let json = try? JSON.parse(bytes), let completion = json["completion"], completion.objectValue != nil,
                 let provider = json["provider"]?.stringValue, let model = json["model"]?.stringValue
             else { return nil }
-            self.init(completion: completion, providerType: provider, upstreamModel: model, costUSD: json["cost_usd"]?.doubleValue)
+            self.init(completion: completion, provider: provider, upstreamModel: model, costUSD: json["cost_usd"]?.doubleValue)
             return
         }
         let rest = bytes[Self.formTag.count...]
@@ -80,14 +80,14 @@ public struct CachedAnswer: Sendable, Equatable {
             rest.index(after: newline) < rest.endIndex, rest[rest.index(after: newline)] == UInt8(ascii: "{"), rest.last == UInt8(ascii: "}")
         else { return nil }
         self.init(
-            completionText: Array(rest[rest.index(after: newline)...]), usage: Usage(openAI: about["usage"]), providerType: provider,
+            completionText: Array(rest[rest.index(after: newline)...]), usage: Usage(openAI: about["usage"]), provider: provider,
             upstreamModel: model, costUSD: about["cost_usd"]?.doubleValue)
     }
 
     /// Bytes this entry takes in a memory cache (approximately): its text and strings, and a fixed allowance for
     /// the rest.
     public var approximateBytes: Int {
-        completionText.count + providerType.utf8.count + upstreamModel.utf8.count + 128
+        completionText.count + provider.utf8.count + upstreamModel.utf8.count + 128
     }
 }
 

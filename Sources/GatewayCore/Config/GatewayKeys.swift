@@ -38,3 +38,10 @@ public enum GatewayKeys {
         return String(decoding: output, as: UTF8.self)
     }
 }
+
+extension KeyConfig {
+    /// Whether the allow-list admits `model`.
+    public func allows(model: String) -> Bool {
+        models.contains { Glob($0).matches(model) }
+    }
+}

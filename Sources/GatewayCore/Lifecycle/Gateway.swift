@@ -74,14 +74,15 @@ public final class Gateway: Sendable {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: RequestIDMiddleware(store: store))
         router.add(middleware: RequestLogMiddleware(sink: records))
-        router.add(middleware: ErrorEnvelopeMiddleware())
+        // Each API route's errors, 401s from the key check included, go out in its own dialect's envelope.
+        let openAIChat = OpenAIChatDialect()
+        router.add(middleware: ErrorEnvelopeMiddleware(dialects: ["/v1/chat/completions": openAIChat]))
         let health = HealthRoutes(readiness: readiness)
         router.get("healthz", use: health.healthz)
         router.get("readyz", use: health.readyz)
         router.get("metrics") { [self] _, _ in Response.metrics(metrics.exposition(for: self)) }
-        let chat = ChatCompletionsRoute(
-            router: ChatRouter(proxy: ChatProxy(clients: clients), breakers: breakers, load: load), stores: stores, sink: records,
-            metrics: metrics)
+        let chain = UpstreamChain(proxy: UpstreamProxy(clients: clients), breakers: breakers, load: load)
+        let chat = ChatPipeline(dialect: openAIChat, chain: chain, stores: stores, sink: records, metrics: metrics)
         let models = ModelsRoute()
         let api = router.group("v1").add(middleware: AuthMiddleware())
         api.post("chat/completions", use: chat.handle)

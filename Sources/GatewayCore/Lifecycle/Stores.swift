@@ -76,4 +76,6 @@ struct SharedAnswer: Sendable {
     /// The answer as it is cached, with its text written once for every client it goes to.
     var answer: CachedAnswer
     var costUSD: Double? { answer.costUSD }
+    /// Taken by the first of the flight's requests to settle, which stores the answer in the cache.
+    let storing = OnceFlag()
 }

@@ -68,7 +68,7 @@ public final class UpstreamClients: Sendable {
     ///   - headDeadline: when the head must have arrived.
     ///   - bodyDeadline: when the whole body must have arrived, for a client that can enforce it (the response's
     ///     `body.endsAtDeadline` says whether it did).
-    /// - Throws: the client's error; `ChatProxy.transportFailure` classifies it.
+    /// - Throws: the client's error; `UpstreamProxy.transportFailure` classifies it.
     func post(
         _ request: UpstreamRequest, to provider: ProviderConfig, headDeadline: ContinuousClock.Instant,
         bodyDeadline: ContinuousClock.Instant? = nil, logger: Logger
@@ -82,7 +82,7 @@ public final class UpstreamClients: Sendable {
                 path: request.path, headers: request.headers, body: body, headDeadline: deadline,
                 bodyDeadline: bodyDeadline.map { now.loop + TimeAmount(now.clock.duration(to: $0)) })
         case .asyncHTTPClient(let client):
-            var http = HTTPClientRequest(url: ChatProxy.joinURL(provider.baseURL, request.path))
+            var http = HTTPClientRequest(url: UpstreamProxy.joinURL(provider.baseURL, request.path))
             http.method = .POST
             for header in request.headers { http.headers.add(name: header.name, value: header.value) }
             http.body = .bytes(body)

@@ -88,9 +88,16 @@ public struct RequestLogMiddleware: RouterMiddleware {
     }
 }
 
-/// Turns every error thrown below it into OpenAI's error envelope, so no client ever sees another shape.
+/// Turns every error thrown below it into the error envelope of the route's dialect (OpenAI's for every path
+/// without one of its own), so no client ever sees another shape.
 public struct ErrorEnvelopeMiddleware: RouterMiddleware {
-    public init() {}
+    /// The dialect of each API path that has one.
+    let dialects: [String: any ClientDialect]
+
+    /// - Parameter dialects: the dialect whose envelope each path's errors take, by the request's path.
+    public init(dialects: [String: any ClientDialect] = [:]) {
+        self.dialects = dialects
+    }
 
     public func handle(
         _ request: Request, context: GatewayRequestContext, next: (Request, GatewayRequestContext) async throws -> Response
@@ -99,7 +106,8 @@ public struct ErrorEnvelopeMiddleware: RouterMiddleware {
             return try await next(request, context)
         } catch {
             // A refused or failed request used no tokens: it costs nothing, and says how long it took.
-            var response = Self.answer(for: error, request: request, context: context)
+            let dialect = dialects[request.uri.path] ?? OpenAIChatDialect()
+            var response = Self.answer(for: error, in: dialect, request: request, context: context)
             response.headers[.latency] = String(context.elapsedMilliseconds)
             response.headers[.cost] = CostFormat.usd(0)
             if let attempts = (error as? GatewayError)?.attempts { response.headers[.attempts] = String(attempts) }
@@ -107,8 +115,8 @@ public struct ErrorEnvelopeMiddleware: RouterMiddleware {
         }
     }
 
-    /// The OpenAI error envelope for `error`, with its status.
-    static func answer(for error: any Error, request: Request, context: GatewayRequestContext) -> Response {
+    /// The dialect's error envelope for `error`, with its status.
+    static func answer(for error: any Error, in dialect: any ClientDialect, request: Request, context: GatewayRequestContext) -> Response {
         do {
             throw error
         } catch let error as GatewayError {
@@ -121,24 +129,24 @@ public struct ErrorEnvelopeMiddleware: RouterMiddleware {
             } else {
                 context.logger.info("request refused", metadata: ["status": "\(error.status)", "error": "\(error.message)"])
             }
-            return .json(error.envelope, status: error.status)
+            return .json(text: dialect.errorBody(error), status: error.status)
         } catch let refusal as RateLimitRefusal {
             context.outcome?.update { $0.errorMessage = refusal.message }
             context.logger.info("rate limited", metadata: ["key": "\(context.key?.name ?? "")"])
-            return .json(refusal.error.envelope, status: 429, headers: refusal.headers)
+            return .json(text: dialect.errorBody(refusal.error), status: 429, headers: refusal.headers)
         } catch is CancellationError {
             context.outcome?.update { $0.errorMessage = "The client closed the connection." }
             context.logger.info("client went away before the answer")
-            return .json(GatewayError(status: 499, type: "api_error", message: "The client closed the connection.", code: "cancelled").envelope, status: 499)
+            let closed = GatewayError(status: 499, type: "api_error", message: "The client closed the connection.", code: "cancelled")
+            return .json(text: dialect.errorBody(closed), status: 499)
         } catch let error as any HTTPResponseError {
             let gatewayError = Self.translate(error, request: request)
             context.outcome?.update { $0.errorMessage = gatewayError.message }
-            return .json(gatewayError.envelope, status: gatewayError.status)
+            return .json(text: dialect.errorBody(gatewayError), status: gatewayError.status)
         } catch {
             context.logger.error("internal error", metadata: ["error": "\(type(of: error))"])
-            return .json(
-                GatewayError(status: 500, type: "api_error", message: "The gateway failed to handle the request.", code: "internal_error")
-                    .envelope, status: 500)
+            let failed = GatewayError(status: 500, type: "api_error", message: "The gateway failed to handle the request.", code: "internal_error")
+            return .json(text: dialect.errorBody(failed), status: 500)
         }
     }
 

@@ -15,8 +15,8 @@ public struct OpenedUpstream: Sendable {
     public var deadline: ContinuousClock.Instant
 }
 
-/// Sends chat requests to providers and maps every failure to a `GatewayError` fit for the client.
-public struct ChatProxy: Sendable {
+/// Sends an operation's requests to providers and maps every failure to a `GatewayError` fit for the client.
+public struct UpstreamProxy: Sendable {
     /// The pooled clients.
     public let clients: UpstreamClients
     /// Largest non-streamed answer read from a provider.
@@ -26,13 +26,13 @@ public struct ChatProxy: Sendable {
         self.clients = clients
     }
 
-    /// Sends `request` to `model`'s provider and waits for a successful response head.
+    /// Sends `operation` to `model`'s provider and waits for a successful response head.
     /// - Parameters:
     ///   - deadline: the whole request's deadline; the head must also arrive within the provider's `first_byte`.
     /// - Throws: `AttemptFailure` saying whether the chain should move on.
-    public func open(_ request: ChatRequest, model: ResolvedModel, deadline: ContinuousClock.Instant, logger: Logger)
-        async throws(AttemptFailure) -> OpenedUpstream
-    {
+    public func open<Operation: UpstreamOperation>(
+        _ operation: Operation, model: ResolvedModel, deadline: ContinuousClock.Instant, logger: Logger
+    ) async throws(AttemptFailure) -> OpenedUpstream {
         let provider = model.provider
         guard provider.isEnabled else {
             let names = provider.missingVariables.map { "$\($0)" }.joined(separator: ", ")
@@ -43,7 +43,7 @@ public struct ChatProxy: Sendable {
         let adapter = provider.type.adapter
         let upstream: UpstreamRequest
         do {
-            upstream = try adapter.makeRequest(request, upstreamModel: model.upstream, provider: provider)
+            upstream = try operation.makeRequest(adapter: adapter, upstreamModel: model.upstream, provider: provider)
         } catch {
             var failure = AttemptFailure.final(error)
             failure.rejectedBeforeSending = true
@@ -53,7 +53,7 @@ public struct ChatProxy: Sendable {
         let response: UpstreamResponse
         do {
             response = try await clients.post(
-                upstream, to: provider, headDeadline: headDeadline, bodyDeadline: request.stream ? nil : deadline, logger: logger)
+                upstream, to: provider, headDeadline: headDeadline, bodyDeadline: operation.streams ? nil : deadline, logger: logger)
         } catch {
             throw Self.transportFailure(error, provider: provider)
         }
@@ -63,8 +63,8 @@ public struct ChatProxy: Sendable {
         return OpenedUpstream(model: model, adapter: adapter, response: response, deadline: deadline)
     }
 
-    /// Reads and translates a non-streamed answer.
-    public func completion(from opened: OpenedUpstream, requestedModel: String) async throws(GatewayError) -> ChatCompletion {
+    /// Reads a non-streamed answer's whole body within the request's deadline, as JSON, with its text.
+    public func body(of opened: OpenedUpstream) async throws(GatewayError) -> (json: JSON, body: ByteBuffer) {
         let provider = opened.model.provider
         let body: ByteBuffer
         let response = opened.response
@@ -84,6 +84,12 @@ public struct ChatProxy: Sendable {
         guard let json = try? JSON.parse(body.readableBytesView) else {
             throw .badGateway("Provider '\(provider.name)' answered with a body that is not JSON.")
         }
+        return (json, body)
+    }
+
+    /// Reads and translates a non-streamed chat answer.
+    public func completion(from opened: OpenedUpstream, requestedModel: String) async throws(GatewayError) -> ChatCompletion {
+        let (json, body) = try await self.body(of: opened)
         var completion = try opened.adapter.translateResponse(json, model: requestedModel)
         if opened.adapter.passesAnswersThrough { completion.text = JSON.trimmingWhitespace(body.readableBytesView) }
         return completion

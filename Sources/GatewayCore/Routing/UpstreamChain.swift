@@ -25,7 +25,7 @@ public struct AttemptContext: Sendable {
     public var original: ResolvedModel
 }
 
-/// Runs a request down its failover chain.
+/// Runs an operation (a chat request today, embeddings next) down its model's failover chain.
 ///
 /// The chain is the requested model's deployments (weighted, least in-flight first), then each fallback
 /// model's. Each target is skipped while its provider's circuit is open, tried, and retried on 429, 5xx,
@@ -34,14 +34,14 @@ public struct AttemptContext: Sendable {
 /// once. One deadline, the first provider's `total`, bounds the whole chain; each attempt also has its own
 /// connect and first-byte timers. Cancelling the calling task (the client went away) stops everything,
 /// backoff sleeps included.
-public struct ChatRouter: Sendable {
-    public let proxy: ChatProxy
+public struct UpstreamChain: Sendable {
+    public let proxy: UpstreamProxy
     public let breakers: CircuitBreakers
     public let load: ProviderLoad
     /// First backoff step; each retry doubles it, up to the provider's `retry_after_max`.
     public var backoffBase: Duration = .milliseconds(250)
 
-    public init(proxy: ChatProxy, breakers: CircuitBreakers, load: ProviderLoad) {
+    public init(proxy: UpstreamProxy, breakers: CircuitBreakers, load: ProviderLoad) {
         self.proxy = proxy
         self.breakers = breakers
         self.load = load
@@ -85,8 +85,8 @@ public struct ChatRouter: Sendable {
     /// - Parameter accept: consumes a successful response head; throws `AttemptFailure` when the answer failed before
     ///   anything reached the client (then the chain goes on).
     /// - Throws: `GatewayError` for the client: a client error at once, else a summary of every attempt.
-    public func run<Answer: Sendable>(
-        _ request: ChatRequest, model: ResolvedModel, table: ModelTable, logger: Logger,
+    public func run<Operation: UpstreamOperation, Answer: Sendable>(
+        _ operation: Operation, model: ResolvedModel, table: ModelTable, logger: Logger,
         accept: (OpenedUpstream, AttemptContext) async throws -> Answer
     ) async throws -> ServedAnswer<Answer> {
         let targets = plan(for: model, in: table)
@@ -111,7 +111,7 @@ public struct ChatRouter: Sendable {
                 load.start(provider.name)
                 let attemptStarted = ContinuousClock.now
                 do {
-                    let opened = try await proxy.open(request, model: target.model, deadline: deadline, logger: logger)
+                    let opened = try await proxy.open(operation, model: target.model, deadline: deadline, logger: logger)
                     let answer = try await accept(opened, AttemptContext(attempt: report.attempts, original: targets[0].model))
                     load.finish(provider.name, failed: false, elapsed: ContinuousClock.now - attemptStarted)
                     breakers.record(provider.name, success: true, settings: provider.circuitBreaker)

@@ -6,19 +6,21 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// Relays one streamed answer: reads the provider's events, translates them, and hands OpenAI chunks to the
-/// client's response as soon as each upstream read completes.
+/// Relays one streamed answer: reads the provider's events, translates them into canonical (OpenAI) chunks, and
+/// hands them, framed in the client's dialect, to the client's response as soon as each upstream read completes.
 ///
 /// Until the first chunks are handed over, a failure is an `AttemptFailure`, so the chain can try the next
 /// provider and the client never sees partial output from a failed one. After that, a stream that breaks,
 /// stalls past the provider's `idle` timeout or runs past the request's deadline ends with an OpenAI-style
 /// error chunk and no `[DONE]`.
-struct StreamRelay: Sendable {
+struct StreamRelay<Frames: StreamFrameEncoder>: Sendable {
     let requestedModel: String
     let includeUsage: Bool
     let logger: Logger
     /// Where the client's response reads its bytes from.
     let output: AsyncStream<ByteBuffer>.Continuation
+    /// Writes the chunks as the client's dialect frames them.
+    let frames: NIOLockedValueBox<Frames>
     /// Sees every payload handed to the client, in order (the cache assembles the answer from them).
     var observe: (@Sendable ([String]) -> Void)? = nil
 
@@ -32,12 +34,13 @@ struct StreamRelay: Sendable {
     /// - Parameter onFirstPayload: called once, just before the first bytes are handed to the client.
     func relay(_ opened: OpenedUpstream, onFirstPayload: @escaping @Sendable () -> Void) async throws -> End {
         let provider = opened.model.provider
-        let lastRead = ManagedAtomic<Int64>(Self.nowNanoseconds())
+        let lastRead = ManagedAtomic<Int64>(StreamClock.nowNanoseconds())
         let started = ManagedAtomic(false)
         let output = self.output
         let requestedModel = self.requestedModel
         let includeUsage = self.includeUsage
         let observe = self.observe
+        let frames = self.frames
         // The first chunk (often the role alone) is held back until a second one is ready, so a provider that fails
         // right after opening its stream can still be failed over without the client seeing anything.
         let pending = NIOLockedValueBox<[String]>([])
@@ -47,7 +50,7 @@ struct StreamRelay: Sendable {
             if started.load(ordering: .relaxed) {
                 if !payloads.isEmpty {
                     observe?(payloads)
-                    output.yield(Self.frames(payloads))
+                    output.yield(frames.withLockedValue { $0.frames(payloads) })
                 }
                 return
             }
@@ -59,13 +62,13 @@ struct StreamRelay: Sendable {
             started.store(true, ordering: .relaxed)
             onFirstPayload()
             observe?(held)
-            output.yield(Self.frames(held))
+            output.yield(frames.withLockedValue { $0.frames(held) })
         }
         let reader = Task {
             var translator = opened.adapter.makeStreamTranslator(model: requestedModel, includeUsage: includeUsage)
             var parser = ServerSentEventParser()
             for try await chunk in opened.response.body {
-                lastRead.store(Self.nowNanoseconds(), ordering: .relaxed)
+                lastRead.store(StreamClock.nowNanoseconds(), ordering: .relaxed)
                 var payloads: [String] = []
                 for event in try parser.feed(chunk.readableBytesView) { payloads += try translator.consume(event) }
                 hand(payloads, false)
@@ -99,21 +102,14 @@ struct StreamRelay: Sendable {
             if let error = error as? GatewayError {
                 failure = AttemptFailure(error, triggersFailover: true, timedOut: error.status == 504)
             } else {
-                failure = ChatProxy.transportFailure(error, provider: provider)
+                failure = UpstreamProxy.transportFailure(error, provider: provider)
             }
             guard started.load(ordering: .relaxed) else { throw failure }
             logger.warning("stream failed after it started", metadata: ["provider": "\(provider.name)", "error": "\(failure.error.message)"])
-            let payload = failure.error.envelope.serialized()
-            observe?([payload])
-            output.yield(Self.frames([payload]))
+            observe?([failure.error.envelope.serialized()])
+            output.yield(frames.withLockedValue { $0.errorFrame(failure.error) })
             return .failed(failure.error)
         }
-    }
-
-    static func nowNanoseconds() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
     }
 
     /// Adds `cost_usd` to the usage chunk (the one with `usage` and no choices); other payloads pass as they are.
@@ -126,15 +122,14 @@ struct StreamRelay: Sendable {
             return chunk.serialized()
         }
     }
+}
 
-    static func frames(_ payloads: [String]) -> ByteBuffer {
-        var buffer = ByteBuffer()
-        for payload in payloads {
-            buffer.writeString("data: ")
-            buffer.writeString(payload)
-            buffer.writeString("\n\n")
-        }
-        return buffer
+/// The monotonic clock the relay and its watchdog read.
+enum StreamClock {
+    static func nowNanoseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
     }
 }
 
@@ -156,7 +151,7 @@ final class StreamWatchdog: Sendable {
     private let expire: @Sendable () -> Void
     private let state = NIOLockedValueBox(State())
 
-    /// Starts watching; `lastRead` holds `StreamRelay.nowNanoseconds()` of the latest read.
+    /// Starts watching; `lastRead` holds `StreamClock.nowNanoseconds()` of the latest read.
     init(
         lastRead: ManagedAtomic<Int64>, idle: Duration, deadline: ContinuousClock.Instant, provider: String,
         expire: @escaping @Sendable () -> Void
@@ -184,7 +179,7 @@ final class StreamWatchdog: Sendable {
     }
 
     private func check() {
-        let now = StreamRelay.nowNanoseconds()
+        let now = StreamClock.nowNanoseconds()
         let idleAt = lastRead.load(ordering: .relaxed) + idleNanoseconds
         var timeout: GatewayError?
         if ContinuousClock.now >= deadline {

@@ -1,0 +1,83 @@
+import HTTPTypes
+
+/// One tier of the answer cache: the exact tier today, a semantic tier next.
+protocol AnswerCacheTier: Sendable {
+    /// `X-Cache-Hit` on this tier's hits, e.g. `exact`.
+    var hitLabel: String { get }
+    /// The answer this tier holds for `query`, if any.
+    func lookup(_ query: AnswerCache.Query) async -> CachedAnswer?
+    /// Keeps a fresh, complete answer for `query`.
+    func store(_ answer: CachedAnswer, for query: AnswerCache.Query) async
+}
+
+/// Answers stored under a hash of the request's body, model and key namespace (`CacheKey`).
+struct ExactCacheTier: AnswerCacheTier {
+    let backend: any ResponseCacheBackend
+
+    var hitLabel: String { "exact" }
+
+    func lookup(_ query: AnswerCache.Query) async -> CachedAnswer? {
+        await backend.get(query.exactKey)
+    }
+
+    func store(_ answer: CachedAnswer, for query: AnswerCache.Query) async {
+        await backend.set(query.exactKey, answer, ttl: query.policy.ttl)
+    }
+}
+
+/// The answer-cache stage: `lookup` asks each tier in order before any provider is called; `store` keeps a fresh
+/// answer in every tier (the request's `RequestLedger` calls it when the request settles). Identical misses share
+/// one upstream call (`flights`), keyed like the exact tier.
+struct AnswerCache: Sendable {
+    /// The tiers, in lookup order; empty when `cache.backend` is `off`.
+    let tiers: [any AnswerCacheTier]
+    /// Identical concurrent misses share one upstream call.
+    let flights: SingleFlight<SharedAnswer>
+
+    /// The tiers the configured backend gives (the exact tier, unless `cache.backend` is `off`).
+    init(stores: Stores) {
+        self.init(tiers: stores.cache.map { [ExactCacheTier(backend: $0)] } ?? [], flights: stores.flights)
+    }
+
+    init(tiers: [any AnswerCacheTier], flights: SingleFlight<SharedAnswer>) {
+        self.tiers = tiers
+        self.flights = flights
+    }
+
+    /// What the cache does for one request, and the keys it uses.
+    struct Query: Sendable {
+        /// The client's request.
+        var request: ChatRequest
+        /// Whether to look up and store, and for how long.
+        var policy: CachePolicy
+        /// The exact tier's key (also the single flight's); empty when the cache takes no part.
+        var exactKey: String
+    }
+
+    /// A lookup's answer, with the tier that had it.
+    struct Hit: Sendable {
+        var answer: CachedAnswer
+        var label: String
+    }
+
+    /// The query for `request` under `key`'s settings and the client's `Cache-Control`.
+    func query(for request: ChatRequest, key: KeyConfig, config: GatewayConfig, cacheControl: String?) -> Query {
+        let policy = CachePolicy(config: config, key: key, cacheControl: cacheControl, backendAvailable: !tiers.isEmpty)
+        return Query(request: request, policy: policy, exactKey: policy.isActive ? CacheKey.make(for: request, namespace: policy.namespace) : "")
+    }
+
+    /// The first tier's answer, when the policy lets the cache answer.
+    func lookup(_ query: Query) async -> Hit? {
+        guard query.policy.lookup else { return nil }
+        for tier in tiers {
+            if let answer = await tier.lookup(query) { return Hit(answer: answer, label: tier.hitLabel) }
+        }
+        return nil
+    }
+
+    /// Keeps `answer` in every tier, when the policy lets the cache store.
+    func store(_ answer: CachedAnswer, for query: Query) async {
+        guard query.policy.store else { return }
+        for tier in tiers { await tier.store(answer, for: query) }
+    }
+}

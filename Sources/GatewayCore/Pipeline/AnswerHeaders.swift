@@ -1,0 +1,41 @@
+import HTTPTypes
+
+extension HTTPField.Name {
+    static let failover = HTTPField.Name("X-Failover")!
+    static let originalProvider = HTTPField.Name("X-Original-Provider")!
+    static let attempts = HTTPField.Name("X-Attempts")!
+}
+
+/// The gateway's headers on an answer, whatever the client's dialect.
+enum AnswerHeaders {
+    /// `X-Provider` (the configured provider's name), `X-Model`, `X-Attempts`, and `X-Failover` with
+    /// `X-Original-Provider` (the first choice's provider name) when a fallback or another deployment answered.
+    static func routing(model: ResolvedModel, original: ResolvedModel, attempts: Int) -> HTTPFields {
+        var headers: HTTPFields = [:]
+        headers[.provider] = model.provider.name
+        headers[.servedModel] = model.upstream
+        headers[.attempts] = String(attempts)
+        if model.provider.name != original.provider.name || model.upstream != original.upstream {
+            headers[.failover] = "true"
+            headers[.originalProvider] = original.provider.name
+        }
+        return headers
+    }
+
+    /// The headers of an answer a cache tier gave: who made it, no attempt, no cost.
+    static func cacheHit(_ hit: AnswerCache.Hit) -> HTTPFields {
+        var headers: HTTPFields = [:]
+        headers[.cacheHit] = hit.label
+        headers[.provider] = hit.answer.provider
+        headers[.servedModel] = hit.answer.upstreamModel
+        headers[.attempts] = "0"
+        headers[.cost] = CostFormat.usd(0)
+        return headers
+    }
+
+    /// A stream's head: server-sent events, never cached by intermediaries.
+    static func stream(into headers: inout HTTPFields) {
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+    }
+}

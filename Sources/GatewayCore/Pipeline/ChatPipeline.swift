@@ -1,0 +1,181 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The path of a chat request, whatever the client's dialect, as a list of stages (`ARCHITECTURE.md`):
+///
+/// 1. decode: the body, within `server.max_body_bytes`, into the canonical request (`Dialect`);
+/// 2. attribute: key, customer, feature and metadata on the request's record (`Attribution`);
+/// 3. resolve: the model, and whether the key may use it;
+/// 4. admit: each `AdmissionStep` (rate limits) admits or refuses, holding a ticket in the `RequestLedger`;
+/// 5. answer cache: `AnswerCache.lookup`, each tier in turn; a hit is the first exit;
+/// 6. upstream chain: `UpstreamChain`, as a complete answer (`answer`, shared by identical misses) or a stream
+///    (`StreamedAnswer`); encoded back by the dialect;
+/// 7. settle: the ledger settles once at whichever exit, an error or a client leaving included.
+public struct ChatPipeline<Dialect: ClientDialect>: Sendable {
+    let dialect: Dialect
+    let admission: [any AdmissionStep]
+    let cache: AnswerCache
+    let chain: UpstreamChain
+    let sink: (any RequestRecordSink)?
+    let metrics: GatewayMetrics?
+
+    /// - Parameters:
+    ///   - dialect: how the client speaks.
+    ///   - chain: the upstream chain, shared by every route.
+    ///   - stores: the cache and rate-limit backends.
+    ///   - sink: where a stream's task writes its record when the stream ends.
+    public init(dialect: Dialect, chain: UpstreamChain, stores: Stores, sink: (any RequestRecordSink)? = nil, metrics: GatewayMetrics? = nil) {
+        self.dialect = dialect
+        self.admission = [RateLimitAdmission(stores: stores)]
+        self.cache = AnswerCache(stores: stores)
+        self.chain = chain
+        self.sink = sink
+        self.metrics = metrics
+    }
+
+    /// Handles one request (a route's handler).
+    public func handle(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+        guard let snapshot = context.snapshot, let key = context.key else {
+            throw GatewayError.unauthorized("Missing API key.")
+        }
+        let chat = try await decode(request, limit: snapshot.config.server.maxBodyBytes)
+        let outcome = context.outcome
+        outcome?.update { fields in
+            fields.model = chat.model
+            fields.stream = chat.stream
+            Attribution.apply(headers: request.headers, request: chat, to: &fields)
+        }
+        let model = try Self.resolve(chat, key: key, in: snapshot)
+        let ledger = RequestLedger(outcome: outcome, cache: cache, logger: context.logger)
+        do {
+            var headers = try await admit(chat, key: key, snapshot: snapshot, into: ledger, logger: context.logger)
+            let query = cache.query(for: chat, key: key, config: snapshot.config, cacheControl: request.headers[.cacheControl])
+            if let hit = await cache.lookup(query) {
+                await ledger.settle(.cacheHit(hit))
+                metrics?.cacheLookup("hit")
+                return answerFromCache(hit, request: chat, headers: headers, context: context)
+            }
+            headers[.cacheHit] = query.policy.isActive ? "miss" : "bypass"
+            metrics?.cacheLookup(query.policy.isActive ? "miss" : "bypass")
+            ledger.storeAnswers(for: query)
+            if chat.stream {
+                let stream = StreamedAnswer(
+                    dialect: dialect, chain: chain, request: chat, model: model, table: snapshot.models, ledger: ledger, sink: sink)
+                return try await stream.start(headers: headers, context: context)
+            }
+            return try await answer(chat, model: model, table: snapshot.models, query: query, ledger: ledger, headers: headers, context: context)
+        } catch {
+            await ledger.settle(.failed)
+            throw error
+        }
+    }
+
+    // MARK: - Stages
+
+    /// Reads the body within `limit` bytes and decodes it in the client's dialect.
+    func decode(_ request: Request, limit: Int) async throws -> ChatRequest {
+        var request = request
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
+            throw GatewayError.payloadTooLarge(limit: limit)
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: limit)
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+            throw GatewayError.payloadTooLarge(limit: limit)
+        }
+        return try dialect.decode(body, headers: request.headers)
+    }
+
+    /// The configured model the request names, when the key may use it.
+    static func resolve(_ chat: ChatRequest, key: KeyConfig, in snapshot: ConfigSnapshot) throws(GatewayError) -> ResolvedModel {
+        guard let model = snapshot.models.resolve(chat.model) else {
+            throw GatewayError.notFound(
+                "The model '\(chat.model)' does not exist or is not configured on this gateway. GET /v1/models lists the models your key can use.",
+                param: "model", code: "model_not_found")
+        }
+        guard key.allows(model: chat.model) else {
+            throw GatewayError.forbidden("Your key '\(key.name)' is not allowed to use the model '\(chat.model)'.", param: "model")
+        }
+        return model
+    }
+
+    /// Runs every admission step; returns the headers they add to the answer.
+    func admit(_ chat: ChatRequest, key: KeyConfig, snapshot: ConfigSnapshot, into ledger: RequestLedger, logger: Logger) async throws
+        -> HTTPFields
+    {
+        var headers: HTTPFields = [:]
+        for step in admission {
+            guard let ticket = try await step.admit(chat, key: key, snapshot: snapshot, logger: logger) else { continue }
+            ledger.hold(ticket)
+            headers.append(contentsOf: ticket.headers)
+        }
+        return headers
+    }
+
+    // MARK: - Exits
+
+    /// The first exit: a cache tier's answer, replayed as a stream when one was asked for.
+    func answerFromCache(_ hit: AnswerCache.Hit, request chat: ChatRequest, headers: HTTPFields, context: GatewayRequestContext) -> Response {
+        var headers = headers
+        headers.append(contentsOf: AnswerHeaders.cacheHit(hit))
+        headers[.latency] = String(context.elapsedMilliseconds)
+        if chat.stream {
+            AnswerHeaders.stream(into: &headers)
+            var frames = dialect.makeFrameEncoder(for: chat)
+            let body = frames.frames(StreamReplay.payloads(for: hit.answer.completion, includeUsage: chat.includeUsage))
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
+        }
+        return .json(text: dialect.encodeAnswer(hit.answer.completionText, costUSD: 0, latencyMs: context.elapsedMilliseconds), headers: headers)
+    }
+
+    /// A complete answer: from the chain, or shared with an identical request already under way.
+    ///
+    /// Not inlined into `handle`, nor is the stream's start: a task keeps the memory of its largest async frame for
+    /// as long as it lives, and a connection's task would otherwise carry both paths' locals through every open stream.
+    @inline(never)
+    func answer(
+        _ chat: ChatRequest, model: ResolvedModel, table: ModelTable, query: AnswerCache.Query, ledger: RequestLedger, headers: HTTPFields,
+        context: GatewayRequestContext
+    ) async throws -> Response {
+        var headers = headers
+        let chain = self.chain
+        let logger = context.logger
+        let work: @Sendable () async throws -> SharedAnswer = {
+            let served = try await chain.run(chat, model: model, table: table, logger: logger) { opened, _ in
+                do {
+                    return try await chain.proxy.completion(from: opened, requestedModel: chat.model)
+                } catch let error as GatewayError {
+                    throw AttemptFailure(error, triggersFailover: true, timedOut: error.status == 504)
+                }
+            }
+            let cost = served.answer.usage.flatMap { usage in served.model.price.map { usage.cost(at: $0) } }
+            let answer = CachedAnswer(
+                completion: served.answer.body, text: served.answer.text, provider: served.model.provider.name,
+                upstreamModel: served.model.upstream, costUSD: cost)
+            return SharedAnswer(served: served, answer: answer)
+        }
+        // The client leaving stops the wait: a shared flight's waiter leaves it (the flight's task is cancelled
+        // when nobody waits any more); otherwise the work's own task is cancelled.
+        let shared: SharedAnswer
+        let joined: Bool
+        if query.policy.lookup {
+            let watch = DisconnectWatch(channel: context.channel)
+            defer { watch.stop() }
+            (shared, joined) = try await cache.flights.run(query.exactKey, leavingWhen: { leave in watch.start(onClose: leave) }, work)
+        } else {
+            (shared, joined) = (try await ClientWatch.cancellingOnDisconnect(context.channel, work), false)
+        }
+        await ledger.settle(.answered(shared, joined: joined))
+        let served = shared.served
+        headers.append(contentsOf: AnswerHeaders.routing(model: served.model, original: served.original, attempts: joined ? 0 : served.attempts))
+        let latency = context.elapsedMilliseconds
+        headers[.latency] = String(latency)
+        let cost = joined ? 0 : shared.costUSD
+        if joined { headers[.cacheHit] = "exact" }
+        if let cost { headers[.cost] = CostFormat.usd(cost) }
+        return .json(text: dialect.encodeAnswer(shared.answer.completionText, costUSD: cost, latencyMs: latency), headers: headers)
+    }
+}

@@ -1,0 +1,40 @@
+import HTTPTypes
+import NIOCore
+
+/// One client API as the client speaks it: how its requests are decoded into the gateway's canonical request,
+/// and how answers, stream frames and errors are encoded back.
+///
+/// The canonical request is `ChatRequest` (OpenAI Chat Completions, validated); canonical answers are OpenAI
+/// `chat.completion` objects and `chat.completion.chunk` payloads, which every provider adapter produces. A dialect
+/// translates only at the edge, so the stages in between (admission, cache, upstream chain, ledger) are shared.
+/// A new client API is a new conformer and a route line in `Gateway.makeRouter`, not a copy of the pipeline.
+public protocol ClientDialect: Sendable {
+    /// The encoder of one stream's frames.
+    associatedtype Frames: StreamFrameEncoder
+
+    /// Decodes and validates a request body.
+    /// - Throws: `GatewayError` (400) naming the parameter at fault.
+    func decode(_ body: ByteBuffer, headers: HTTPFields) throws(GatewayError) -> ChatRequest
+
+    /// The body of a complete answer.
+    /// - Parameters:
+    ///   - completionText: the canonical `chat.completion` object's JSON text.
+    ///   - costUSD: what the answer cost (nil when the model has no price).
+    ///   - latencyMs: milliseconds since the request arrived.
+    func encodeAnswer(_ completionText: [UInt8], costUSD: Double?, latencyMs: Int) -> ByteBuffer
+
+    /// The encoder for one streamed answer.
+    func makeFrameEncoder(for request: ChatRequest) -> Frames
+
+    /// The error's body in this API's error envelope.
+    func errorBody(_ error: GatewayError) -> ByteBuffer
+}
+
+/// Writes one stream's canonical chunk payloads as the bytes its client reads.
+public protocol StreamFrameEncoder: Sendable {
+    /// The frames of `payloads` (canonical `chat.completion.chunk` JSON texts, and `[DONE]`).
+    mutating func frames(_ payloads: [String]) -> ByteBuffer
+
+    /// The frame that ends a stream which failed after it started.
+    mutating func errorFrame(_ error: GatewayError) -> ByteBuffer
+}

@@ -1,0 +1,22 @@
+/// What the upstream chain carries to a provider: chat today, embeddings next.
+///
+/// The chain (`UpstreamChain`) and the proxy (`UpstreamProxy`) know nothing of the operation beyond this: how to
+/// build the provider's request with the provider's adapter, and whether the answer streams (a streamed answer's
+/// body has no total deadline of its own; the relay watches it).
+public protocol UpstreamOperation: Sendable {
+    /// Whether the provider's answer is a stream.
+    var streams: Bool { get }
+
+    /// Builds the request for one provider.
+    /// - Throws: `GatewayError` (400) when this provider cannot express the operation; the chain skips a fallback
+    ///   that cannot, and answers the client's own first choice with the error.
+    func makeRequest(adapter: any ProviderAdapter, upstreamModel: String, provider: ProviderConfig) throws(GatewayError) -> UpstreamRequest
+}
+
+extension ChatRequest: UpstreamOperation {
+    public var streams: Bool { stream }
+
+    public func makeRequest(adapter: any ProviderAdapter, upstreamModel: String, provider: ProviderConfig) throws(GatewayError) -> UpstreamRequest {
+        try adapter.makeRequest(self, upstreamModel: upstreamModel, provider: provider)
+    }
+}
