@@ -198,6 +198,24 @@ struct PipelineTests {
         }
     }
 
+    // MARK: - Admission through the running gateway
+
+    /// A request that fails gives back the tokens its admission held: five refused calls, each holding about 42 of
+    /// a 100-token minute while it runs, all reach the provider and none is refused by the limit.
+    @Test func aFailedRequestReleasesWhatItsAdmissionHeld() async throws {
+        try await GatewayHarness.with(configure: { config in
+            config.keys[0].rateLimit = RateLimit(tokensPerMinute: 100)
+            config.models["refused"] = ModelConfig(name: "refused", provider: "openai", upstream: "status-400")
+        }) { gateway in
+            for index in 0..<6 {
+                let reply = try await gateway.post(
+                    json: ["model": "refused", "stream": .bool(index % 2 == 1), "max_tokens": 40, "messages": [["role": "user", "content": "hi"]]])
+                #expect(reply.status == 400, "request \(index): \(reply.body)")
+            }
+            #expect(gateway.openai.requests.count == 6)
+        }
+    }
+
     // MARK: - The provider's one meaning
 
     /// `X-Provider`, `X-Original-Provider` and the log's `provider` name the configured provider, on a miss, a hit
