@@ -14,8 +14,10 @@ struct CachePolicy: Sendable {
     /// True when the cache takes part at all.
     var isActive: Bool { lookup || store }
 
-    init(config: GatewayConfig, key: KeyConfig, cacheControl: String?, backendAvailable: Bool) {
-        let enabled = backendAvailable && config.cache.backend != .off && key.cache.enabled
+    /// - Parameter cacheable: whether the request's answer may be cached at all (`CacheKey.isCacheable`): when not,
+    ///   the cache takes no part, as if it were off.
+    init(config: GatewayConfig, key: KeyConfig, cacheControl: String?, backendAvailable: Bool, cacheable: Bool = true) {
+        let enabled = backendAvailable && cacheable && config.cache.backend != .off && key.cache.enabled
         let directives = Set((cacheControl ?? "").lowercased().split(separator: ",").map { $0.trimmingWhitespace() })
         self.lookup = enabled && !directives.contains("no-cache")
         self.store = enabled && !directives.contains("no-store")

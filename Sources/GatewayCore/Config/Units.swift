@@ -10,6 +10,9 @@ import Foundation
 /// `B` is bytes. Units are case-insensitive and may follow a space (`20 MiB`); a fraction is allowed
 /// when the result is whole bytes (`1.5KiB`). Bare `K`, `M`, `G` are refused because they are ambiguous.
 public enum Units {
+    /// The longest duration a setting takes: 100,000 hours (about 11 years), well within what a timer holds.
+    static let longestDurationMilliseconds: Int64 = 100_000 * 3_600_000
+
     /// Parses a duration such as `250ms`, `1h` or `1m30s`.
     /// - Parameter text: The value from the file.
     /// - Returns: The duration.
@@ -50,6 +53,10 @@ public enum Units {
                 throw UnitParseError(message: "invalid duration \"\(text)\": too large")
             }
             milliseconds = sum
+        }
+        // Timers count nanoseconds in an Int64 (NIO's TimeAmount), about 292 years at most: refuse far less than that.
+        guard milliseconds <= longestDurationMilliseconds else {
+            throw UnitParseError(message: "invalid duration \"\(text)\": too large (at most 100000h)")
         }
         return .milliseconds(milliseconds)
     }

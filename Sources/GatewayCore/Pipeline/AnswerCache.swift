@@ -62,7 +62,9 @@ struct AnswerCache: Sendable {
 
     /// The query for `request` under `key`'s settings and the client's `Cache-Control`.
     func query(for request: ChatRequest, key: KeyConfig, config: GatewayConfig, cacheControl: String?) -> Query {
-        let policy = CachePolicy(config: config, key: key, cacheControl: cacheControl, backendAvailable: !tiers.isEmpty)
+        let policy = CachePolicy(
+            config: config, key: key, cacheControl: cacheControl, backendAvailable: !tiers.isEmpty,
+            cacheable: tiers.isEmpty || CacheKey.isCacheable(request))
         return Query(request: request, policy: policy, exactKey: policy.isActive ? CacheKey.make(for: request, namespace: policy.namespace) : "")
     }
 

@@ -51,10 +51,10 @@ enum AnthropicResponse {
         mutating func read(_ usage: JSON?) {
             guard let usage, usage.objectValue != nil else { return }
             seen = true
-            if let value = usage["input_tokens"]?.intValue { input = value }
-            if let value = usage["output_tokens"]?.intValue { output = value }
-            if let value = usage["cache_read_input_tokens"]?.intValue { cacheRead = value }
-            if let value = usage["cache_creation_input_tokens"]?.intValue { cacheCreation = value }
+            if let value = usage["input_tokens"] { input = Usage.count(value) }
+            if let value = usage["output_tokens"] { output = Usage.count(value) }
+            if let value = usage["cache_read_input_tokens"] { cacheRead = Usage.count(value) }
+            if let value = usage["cache_creation_input_tokens"] { cacheCreation = Usage.count(value) }
         }
 
         /// OpenAI counts cached and cache-writing tokens as prompt tokens; Anthropic counts them apart.

@@ -94,10 +94,9 @@ enum GeminiResponse {
     static func usage(from metadata: JSON?) -> Usage? {
         guard let metadata, metadata.objectValue != nil else { return nil }
         return Usage(
-            promptTokens: metadata["promptTokenCount"]?.intValue ?? 0,
-            completionTokens: (metadata["candidatesTokenCount"]?.intValue ?? 0)
-                + (metadata["thoughtsTokenCount"]?.intValue ?? 0),
-            cachedTokens: metadata["cachedContentTokenCount"]?.intValue ?? 0)
+            promptTokens: Usage.count(metadata["promptTokenCount"]),
+            completionTokens: Usage.count(metadata["candidatesTokenCount"]) + Usage.count(metadata["thoughtsTokenCount"]),
+            cachedTokens: Usage.count(metadata["cachedContentTokenCount"]))
     }
 
     /// A Gemini error object (`{"code", "message", "status"}`) as the gateway's error.

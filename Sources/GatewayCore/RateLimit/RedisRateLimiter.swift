@@ -71,8 +71,9 @@ public final class RedisRateLimiter: RateLimiterBackend {
         guard case .array(let values) = reply, values.count == 5 else {
             throw RedisError(.protocol, "unexpected reply from the rate-limit script: \(reply)")
         }
+        // Redis' replies are untrusted too: each number is kept within 0...2^40, so the arithmetic below cannot trap.
         let numbers = values.map { value -> Int in
-            if case .integer(let number) = value { return Int(number) }
+            if case .integer(let number) = value { return Int(min(max(number, 0), 1 << 40)) }
             return 0
         }
         return RateDecision(

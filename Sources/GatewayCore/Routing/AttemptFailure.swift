@@ -27,13 +27,17 @@ public struct AttemptFailure: Error, Sendable {
         AttemptFailure(error, triggersFailover: false)
     }
 
-    /// Reads `Retry-After` (seconds) or OpenAI's `retry-after-ms`.
+    /// The longest `Retry-After` read (a day); the chain waits at most the provider's `retry_after_max` anyway.
+    static let longestRetryAfter = Duration.seconds(86_400)
+
+    /// Reads `Retry-After` (seconds) or OpenAI's `retry-after-ms`, as numbers of any size (`1e19` is a day).
     public static func retryAfter(seconds: String?, milliseconds: String?) -> Duration? {
+        let longestMilliseconds = Double(longestRetryAfter.components.seconds * 1000)
         if let milliseconds, let value = Double(milliseconds.trimmingWhitespace()), value >= 0, value.isFinite {
-            return .milliseconds(Int64(value))
+            return .milliseconds(Int64(min(value, longestMilliseconds)))
         }
         if let seconds, let value = Double(seconds.trimmingWhitespace()), value >= 0, value.isFinite {
-            return .milliseconds(Int64(value * 1000))
+            return .milliseconds(Int64(min(value * 1000, longestMilliseconds)))
         }
         return nil
     }

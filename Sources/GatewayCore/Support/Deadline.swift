@@ -79,9 +79,14 @@ func withOutsideCancellation<Value: Sendable>(
 }
 
 extension TimeAmount {
-    /// Converts a Swift `Duration`.
+    /// Converts a Swift `Duration`; one beyond what a `TimeAmount` holds (about 292 years) becomes its largest.
     init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        let (nanoseconds, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else {
+            self = .nanoseconds(seconds < 0 ? .min : .max)
+            return
+        }
+        self = .nanoseconds(nanoseconds.addingSaturated(attoseconds / 1_000_000_000))
     }
 }

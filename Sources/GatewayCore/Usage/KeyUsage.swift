@@ -27,8 +27,8 @@ public final class KeyUsage: RequestRecordSink, Sendable {
             if record.statusCode >= 400 { entry.errors += 1 }
             if record.isRateLimitRefusal { entry.rateLimited += 1 }
             if !record.cacheHit {
-                entry.promptTokens += record.promptTokens ?? 0
-                entry.completionTokens += record.completionTokens ?? 0
+                entry.promptTokens = entry.promptTokens.addingSaturated(record.promptTokens ?? 0)
+                entry.completionTokens = entry.completionTokens.addingSaturated(record.completionTokens ?? 0)
             }
             entry.costUSD += record.costUSD ?? 0
             entry.lastUsedMicros = record.createdAtMicros

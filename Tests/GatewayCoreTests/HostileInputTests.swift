@@ -1,0 +1,124 @@
+import Testing
+@testable import GatewayCore
+
+/// Upstreams and clients that send what no honest one would: the gateway answers, never traps, and keeps its
+/// numbers sane (issue 20).
+@Suite("Hostile upstreams and clients", .timeLimit(.minutes(2)))
+struct HostileInputTests {
+    static let hello: JSON = [["role": "user", "content": "hi"]]
+
+    /// A provider on `server`, named `hostile`, behind a priced model `hostile-model`.
+    static func hostile(_ config: inout GatewayConfig, port: Int, retries: Int = 0) {
+        FailoverTests.copyProvider(&config, from: "openai", as: "hostile") { provider in
+            provider.baseURL = "http://127.0.0.1:\(port)/v1"
+            provider.retries = retries
+        }
+        config.models["hostile-model"] = ModelConfig(
+            name: "hostile-model", provider: "hostile", upstream: "gpt-4o-mini", fallbacks: [], price: Price(input: 1, output: 2))
+    }
+
+    @Test(arguments: ["1e16", "1e19", "1e300", "9223372036854775807"])
+    func aHugeRetryAfterIsClampedNotATrap(value: String) async throws {
+        #expect(AttemptFailure.retryAfter(seconds: value, milliseconds: nil) == AttemptFailure.longestRetryAfter)
+        #expect(AttemptFailure.retryAfter(seconds: nil, milliseconds: value) == AttemptFailure.longestRetryAfter)
+        let server = try await ScriptedHTTPServer { _, _ in
+            .parts(["HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: \(value)\r\nretry-after-ms: \(value)\r\ncontent-length: 2\r\n\r\n{}"])
+        }
+        let port = server.port
+        try await GatewayHarness.with(configure: { Self.hostile(&$0, port: port, retries: 1) }) { gateway in
+            let reply = try await gateway.post(json: ["model": "hostile-model", "messages": Self.hello])
+            #expect(reply.status == 429, "\(reply.body)")
+            // The gateway is still there for the next request.
+            let next = try await gateway.post(json: ["model": "gpt-4o-mini", "messages": Self.hello])
+            #expect(next.status == 200)
+        }
+        await server.close()
+    }
+
+    static let absurdUsages = [
+        #"{"prompt_tokens": 9223372036854775807, "completion_tokens": 9223372036854775807, "total_tokens": 1}"#,
+        #"{"prompt_tokens": 2e17, "completion_tokens": 1e300, "prompt_tokens_details": {"cached_tokens": -5}}"#,
+        #"{"prompt_tokens": -9223372036854775808, "completion_tokens": -1, "prompt_tokens_details": {"cached_tokens": 9223372036854775807}}"#,
+    ]
+
+    @Test(arguments: absurdUsages)
+    func absurdTokenCountsAreClampedAndPricedWithoutOverflow(usage: String) async throws {
+        let body = #"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":"# + usage + "}"
+        let server = try await ScriptedHTTPServer { _, _ in .parts([ScriptedHTTPServer.ok(body)]) }
+        let port = server.port
+        try await GatewayHarness.with(configure: { config in
+            Self.hostile(&config, port: port)
+            config.keys[0].rateLimit = RateLimit(tokensPerMinute: 1_000_000)
+        }) { gateway in
+            let reply = try await gateway.post(json: ["model": "hostile-model", "messages": Self.hello])
+            #expect(reply.status == 200, "\(reply.body)")
+            let cost = try #require(reply.json?["cost_usd"]?.doubleValue)
+            #expect(cost.isFinite && cost >= 0 && cost <= 3 * Double(Usage.maximumTokens) / 1_000_000)
+            #expect(reply.header("X-Cost-USD").flatMap(Double.init) == cost)
+            // The rate limiter settled the clamped usage without trapping: the key's minute is spent, or not.
+            let next = try await gateway.post(json: ["model": "gpt-4o-mini", "messages": Self.hello])
+            #expect(next.status == 200 || next.status == 429)
+            let rows = try await gateway.records.waitFor(2)
+            for row in rows where row.model == "hostile-model" {
+                #expect((row.promptTokens ?? 0) >= 0 && (row.promptTokens ?? 0) <= Usage.maximumTokens)
+                #expect((row.completionTokens ?? 0) >= 0 && (row.completionTokens ?? 0) <= Usage.maximumTokens)
+                #expect((row.cachedTokens ?? 0) >= 0 && (row.cachedTokens ?? 0) <= Usage.maximumTokens)
+            }
+        }
+        await server.close()
+    }
+
+    @Test(arguments: [
+        ("9223372036854775807", 1 << 40), ("2e17", 1 << 40), ("1e300", 1 << 40), ("-5", 0), ("-1e300", 0), ("4.5", 4), ("12", 12), ("\"7\"", 0),
+    ] as [(String, Int)])
+    func tokenCountsOfAnySizeReadWithinBounds(text: String, expected: Int) throws {
+        #expect(Usage.count(try JSON.parse(Array(text.utf8)[...])) == expected)
+    }
+
+    @Test func anthropicAndGeminiUsageAreClampedToo() throws {
+        var anthropic = AnthropicResponse.TokenCounts()
+        anthropic.read(["input_tokens": .int(.max), "cache_read_input_tokens": .int(.max), "cache_creation_input_tokens": .double(1e300), "output_tokens": -3])
+        let usage = try #require(anthropic.usage)
+        #expect(usage.promptTokens == Usage.maximumTokens && usage.completionTokens == 0)
+        let gemini = try #require(GeminiResponse.usage(from: ["promptTokenCount": .int(.max), "candidatesTokenCount": .int(.max), "thoughtsTokenCount": .int(.max)]))
+        #expect(gemini.promptTokens == Usage.maximumTokens && gemini.completionTokens == Usage.maximumTokens)
+        #expect(gemini.cost(at: Price(input: 1000, output: 1000)).isFinite)
+    }
+
+    @Test(arguments: [(-0.5, "-0.500000"), (.nan, "0.000000"), (.infinity, "1000000000000.000000"), (-Double.infinity, "-1000000000000.000000"), (1e300, "1000000000000.000000"), (0.0000005, "0.000001")] as [(Double, String)])
+    func costFormattingIsTotal(amount: Double, text: String) {
+        #expect(CostFormat.usd(amount) == text)
+    }
+
+    @Test func durationsBeyondATimerAreRefused() {
+        #expect(throws: UnitParseError.self) { try Units.parseDuration("9223372036854775807ms") }
+        #expect(throws: UnitParseError.self) { try Units.parseDuration("100001h") }
+        #expect((try? Units.parseDuration("100000h")) == .seconds(360_000_000))
+    }
+}
+
+extension HostileInputTests {
+    @Test func requestsTheCacheMustNotAnswerAreNeitherLookedUpNorStored() async throws {
+        try await GatewayHarness.with(configure: { $0.cache.backend = .memory }) { gateway in
+            let stored: JSON = ["model": "gpt-4o-mini", "store": true, "messages": Self.hello]
+            let first = try await gateway.post(json: stored)
+            let second = try await gateway.post(json: stored)
+            #expect(first.status == 200 && second.status == 200)
+            #expect(first.header("X-Cache-Hit") == "bypass" && second.header("X-Cache-Hit") == "bypass")
+            #expect(gateway.openai.requests.count == 2)
+        }
+        var config = GatewayConfig()
+        config.cache.backend = .memory
+        let cache = AnswerCache(stores: try Stores(config: config, logger: .init(label: "t")))
+        let plain = try ChatRequest(parsing: Array(#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#.utf8)[...])
+        #expect(cache.query(for: plain, key: KeyConfig(name: "k", sha256: ""), config: config, cacheControl: nil).policy.isActive)
+        for body in [
+            #"{"model":"m","modalities":["text","audio"],"audio":{"voice":"alloy","format":"wav"},"messages":[{"role":"user","content":"hi"}]}"#,
+            #"{"model":"m","audio":{"voice":"alloy","format":"wav"},"messages":[{"role":"user","content":"hi"}]}"#,
+        ] {
+            let request = try ChatRequest(parsing: Array(body.utf8)[...])
+            let query = cache.query(for: request, key: KeyConfig(name: "k", sha256: ""), config: config, cacheControl: nil)
+            #expect(!query.policy.isActive)
+        }
+    }
+}
