@@ -15,7 +15,7 @@ struct AdminTests {
     }
 
     static let secretHeader = "org-secret-0123456789"
-    static let postgresPassword = "pg-secret-pw-0123456789"
+    static let postgresPassword = "pg-secret/pw@0123456789"
 
     /// A daemon configuration in front of the harness's fake OpenAI.
     static func yaml(_ fakes: GatewayHarness, port: Int, keyName: String = "ops", key: String = GatewayHarness.clientKey, extra: String = "") -> String {

@@ -122,3 +122,34 @@ extension HostileInputTests {
         }
     }
 }
+
+extension HostileInputTests {
+    @Test(arguments: [
+        ("postgres://gw:pa/ss@db/x", "postgres://gw:[redacted]@db/x", "pa/ss"),
+        ("postgres://gw:p@s/s:w@db:5432/x?sslmode=require", "postgres://gw:[redacted]@db:5432/x?[redacted]", "p@s/s:w"),
+        ("redis://:se/cr@et@cache:6379/1", "redis://:[redacted]@cache:6379/1", "se/cr@et"),
+        ("redis://cache:6379/0", "redis://cache:6379/0", "nothing"),
+    ])
+    func passwordsWithSlashesAreRedactedAsTheParsersReadThem(url: String, shown: String, secret: String) throws {
+        #expect(EffectiveConfig.redactingCredentials(url) == shown)
+        #expect(!EffectiveConfig.redactingCredentials(url).contains(secret))
+    }
+
+    @Test func theParsersFindThePasswordWhereTheRedactionHidesIt() throws {
+        let postgres = try PostgresURL(parsing: "postgres://gw:pa/ss@db/x").configuration
+        #expect(postgres.password == "pa/ss" && postgres.username == "gw" && postgres.database == "x")
+        let redis = try RedisURL(parsing: "redis://:se/cr@et@cache:6379/1")
+        #expect(redis.password == "se/cr@et" && redis.database == 1)
+    }
+
+    @Test func aMistypedURLIsNeverEchoedWithItsPassword() {
+        let result = ConfigLoader.parse(
+            yaml: """
+                postgres: {url: "postgress://gw:pa/ss@db/x"}
+                redis: {url: "http://user:hunter2/x@cache"}
+                """, file: "gateway.yaml", environment: [:])
+        let text = result.problems.map(\.description).joined(separator: "\n")
+        #expect(text.contains("invalid URL"))
+        #expect(!text.contains("pa/ss") && !text.contains("hunter2"), "\(text)")
+    }
+}

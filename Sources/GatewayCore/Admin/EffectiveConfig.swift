@@ -94,18 +94,10 @@ enum EffectiveConfig {
         ]
     }
 
-    /// `scheme://user:secret@host/...` without the password, and without any query string (which may hold a token).
+    /// `scheme://user:secret@host/...` without the password, and without any query string (which may hold a token):
+    /// the credentials found as the URL's own parsers find them (`URLCredentials`).
     static func redactingCredentials(_ url: String) -> String {
-        var text = url
-        if let query = text.firstIndex(of: "?") { text = String(text[..<query]) + "?[redacted]" }
-        guard let schemeEnd = text.range(of: "://") else { return text }
-        let authorityStart = schemeEnd.upperBound
-        let authorityEnd = text[authorityStart...].firstIndex(of: "/") ?? text.endIndex
-        guard let at = text[authorityStart..<authorityEnd].lastIndex(of: "@") else { return text }
-        let userInfo = text[authorityStart..<at]
-        let user = userInfo.split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
-        let redactedUserInfo = userInfo.contains(":") || user.isEmpty ? "\(user):[redacted]" : "[redacted]"
-        return String(text[..<authorityStart]) + redactedUserInfo + String(text[at...])
+        URLCredentials.redacting(url)
     }
 }
 

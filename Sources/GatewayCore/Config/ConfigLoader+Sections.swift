@@ -157,7 +157,7 @@ extension ConfigLoader {
             return true
         }
         let list = Suggestion.list(schemes.map { "\($0)://" })
-        reader.error("invalid URL \"\(url)\" (must start with \(list))", at: node, path: path)
+        reader.error("invalid URL \"\(URLCredentials.redacting(url))\" (must start with \(list))", at: node, path: path)
         return false
     }
 }

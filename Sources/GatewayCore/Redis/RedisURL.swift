@@ -35,12 +35,11 @@ struct RedisURL: Equatable {
         if rest.contains("?") {
             throw RedisError(.configuration, "redis:// URLs take no query parameters: put the database in the path (redis://host:port/db)")
         }
-        // The last "@" ends the credentials, so an unencoded "@" in a password still parses.
+        // The last "@" ends the credentials, so an unencoded "@" or "/" in a password still parses.
         var credentials: (String?, String?) = (nil, nil)
-        if let at = rest.lastIndex(of: "@") {
-            credentials = try parseCredentials(rest[..<at])
-            rest = rest[rest.index(after: at)...]
-        }
+        let split = URLCredentials.split(rest)
+        rest = split.rest
+        if let given = split.credentials { credentials = try parseCredentials(given) }
         let hostPort: Substring
         var database = 0
         if let slash = rest.firstIndex(of: "/") {

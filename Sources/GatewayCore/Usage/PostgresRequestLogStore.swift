@@ -299,9 +299,9 @@ struct PostgresURL {
         }
         var username = "postgres"
         var password: String?
-        if let at = rest.lastIndex(of: "@") {
-            let credentials = rest[..<at]
-            rest = rest[rest.index(after: at)...]
+        let split = URLCredentials.split(rest)
+        rest = split.rest
+        if let credentials = split.credentials {
             let user = credentials.firstIndex(of: ":").map { credentials[..<$0] } ?? credentials
             username = try Self.decode(user, part: "user name")
             if let colon = credentials.firstIndex(of: ":") {
