@@ -73,7 +73,9 @@ struct FailoverTests {
         await reset.close()
     }
 
-    @Test(arguments: [400, 401, 403, 404, 413, 422])
+    /// 401 and 403 refuse the gateway's own key, not the client's request: they fail over
+    /// (`HostileInputTests.aRefusedProviderKeyFailsOverAndIsNeverTheClientsFault`).
+    @Test(arguments: [400, 404, 413, 422])
     func clientErrorsNeverFailOver(status: Int) async throws {
         try await GatewayHarness.with(configure: { Self.chain(&$0, upstream: "gpt-4o-mini", fallbacks: ["anthropic/claude-haiku-4-5"]) }) { gateway in
             gateway.openai.failNext(1, status: status)

@@ -153,3 +153,66 @@ extension HostileInputTests {
         #expect(!text.contains("pa/ss") && !text.contains("hunter2"), "\(text)")
     }
 }
+
+extension HostileInputTests {
+    /// The provider refusing the gateway's own key (401, 403) fails over, and alone is a 502 naming the provider,
+    /// never the `authentication_error` that would tell the client its gateway key is wrong.
+    @Test(arguments: [401, 403])
+    func aRefusedProviderKeyFailsOverAndIsNeverTheClientsFault(status: Int) async throws {
+        try await GatewayHarness.with(configure: { config in
+            FailoverTests.chain(&config, upstream: "status-\(status)", fallbacks: ["anthropic/claude-haiku-4-5"])
+            config.models["alone"] = ModelConfig(name: "alone", provider: "openai", upstream: "status-\(status)", fallbacks: [])
+        }) { gateway in
+            for stream in [false, true] {
+                let reply = try await gateway.post(json: ["model": "chain", "stream": .bool(stream), "messages": Self.hello])
+                #expect(reply.status == 200, "\(reply.body)")
+                #expect(reply.header("X-Provider") == "anthropic" && reply.header("X-Failover") == "true")
+                let alone = try await gateway.post(json: ["model": "alone", "stream": .bool(stream), "messages": Self.hello])
+                #expect(alone.status == 502)
+                #expect(alone.json?["error"]?["type"] != "authentication_error")
+                #expect(alone.json?["error"]?["code"] == "upstream_credentials_rejected")
+                #expect(alone.json?["error"]?["message"]?.stringValue?.contains("'openai'") == true)
+                #expect(alone.header("X-Attempts") == "1", "a refused key is not retried")
+            }
+        }
+    }
+
+    @Test func maskedKeyFragmentsInAProvidersMessageAreRedacted() async throws {
+        let key = "sk-test-0123456789abcdefwxyz"
+        let message = "Incorrect API key provided: sk-test-****************wxyz. Key ends in defwxyz; see https://example/keys."
+        let body = #"{"error":{"message":"\#(message)","type":"invalid_request_error","code":"invalid_api_key"}}"#
+        let server = try await ScriptedHTTPServer { _, _ in
+            .parts(["HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n\r\n\(body)"])
+        }
+        let port = server.port
+        try await GatewayHarness.with(configure: { config in
+            Self.hostile(&config, port: port)
+            config.providers[config.providers.count - 1].apiKey = key
+        }) { gateway in
+            let reply = try await gateway.post(json: ["model": "hostile-model", "messages": Self.hello])
+            #expect(reply.status == 502)
+            #expect(!reply.body.contains("****") && !reply.body.contains("wxyz") && !reply.body.contains(key), "\(reply.body)")
+            #expect(reply.body.contains("Incorrect API key provided"))
+        }
+        await server.close()
+    }
+
+    /// A stream that breaks after it reached the client is the provider's failure: with a breaker that opens on one
+    /// failure, the next request skips the provider.
+    @Test func aStreamThatBreaksAfterItStartedCountsAgainstTheProvider() async throws {
+        try await GatewayHarness.with(configure: { config in
+            FailoverTests.copyProvider(&config, from: "openai", as: "fragile") { provider in
+                provider.circuitBreaker.consecutiveFailures = 1
+                provider.circuitBreaker.coolDown = .seconds(60)
+                provider.retries = 0
+            }
+        }) { gateway in
+            let cut = try await gateway.post(json: ["model": "fragile/stream-truncate", "stream": true, "messages": Self.hello])
+            #expect(cut.status == 200)
+            #expect(GatewayHarness.payloads(cut.body).last != "[DONE]")
+            let next = try await gateway.post(json: ["model": "fragile/gpt-4o-mini", "messages": Self.hello])
+            #expect(next.status == 503, "\(next.body)")
+            #expect(next.json?["error"]?["message"]?.stringValue?.contains("circuit open") == true)
+        }
+    }
+}

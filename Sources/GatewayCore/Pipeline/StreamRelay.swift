@@ -99,7 +99,9 @@ struct StreamRelay<Frames: StreamFrameEncoder>: Sendable {
         } catch {
             if Task.isCancelled || error is CancellationError { throw CancellationError() }
             let failure: AttemptFailure
-            if let error = error as? GatewayError {
+            if var error = error as? GatewayError {
+                // A provider's message from inside its stream may quote its key, masked or not.
+                error.message = provider.redactingSecrets(error.message)
                 failure = AttemptFailure(error, triggersFailover: true, timedOut: error.status == 504)
             } else {
                 failure = UpstreamProxy.transportFailure(error, provider: provider)

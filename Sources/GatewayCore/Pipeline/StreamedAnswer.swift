@@ -63,6 +63,9 @@ struct StreamedAnswer<Dialect: ClientDialect>: Sendable {
                         headers[.trailer] = "X-Cost-USD"
                         delivery.deliver(.success(Response(status: .ok, headers: headers, body: Self.body(outputs, cost: finalCost))))
                     }
+                } succeeded: { end in
+                    if case .complete = end { return true }
+                    return false
                 }
                 delivery.deliver(.failure(GatewayError.badGateway("The provider's stream ended without any content.")))
                 guard case .complete(let usage) = served.answer else {

@@ -82,12 +82,15 @@ public struct UpstreamChain: Sendable {
     }
 
     /// Tries the chain until `accept` succeeds with an opened upstream.
-    /// - Parameter accept: consumes a successful response head; throws `AttemptFailure` when the answer failed before
-    ///   anything reached the client (then the chain goes on).
+    /// - Parameters:
+    ///   - accept: consumes a successful response head; throws `AttemptFailure` when the answer failed before
+    ///     anything reached the client (then the chain goes on).
+    ///   - succeeded: whether an accepted answer went well, for the provider's breaker and load statistics: a stream
+    ///     that broke after it reached the client is the provider's failure, though the chain cannot move on.
     /// - Throws: `GatewayError` for the client: a client error at once, else a summary of every attempt.
     public func run<Operation: UpstreamOperation, Answer: Sendable>(
         _ operation: Operation, model: ResolvedModel, table: ModelTable, logger: Logger,
-        accept: (OpenedUpstream, AttemptContext) async throws -> Answer
+        accept: (OpenedUpstream, AttemptContext) async throws -> Answer, succeeded: (Answer) -> Bool = { _ in true }
     ) async throws -> ServedAnswer<Answer> {
         let targets = plan(for: model, in: table)
         let deadline = ContinuousClock.now + model.provider.timeouts.total
@@ -113,8 +116,9 @@ public struct UpstreamChain: Sendable {
                 do {
                     let opened = try await proxy.open(operation, model: target.model, deadline: deadline, logger: logger)
                     let answer = try await accept(opened, AttemptContext(attempt: report.attempts, original: targets[0].model))
-                    load.finish(provider.name, failed: false, elapsed: ContinuousClock.now - attemptStarted)
-                    breakers.record(provider.name, success: true, settings: provider.circuitBreaker)
+                    let wentWell = succeeded(answer)
+                    load.finish(provider.name, failed: !wentWell, elapsed: ContinuousClock.now - attemptStarted)
+                    breakers.record(provider.name, success: wentWell, settings: provider.circuitBreaker)
                     return ServedAnswer(answer: answer, model: target.model, original: targets[0].model, attempts: report.attempts)
                 } catch {
                     let elapsed = ContinuousClock.now - attemptStarted

@@ -173,13 +173,14 @@ public struct UpstreamProxy: Sendable {
         return text.isEmpty ? "error" : text
     }
 
-    /// Maps a provider's error status: 429 and 5xx fail over; other client errors go back to the client as they are.
+    /// Maps a provider's error status: 429, 5xx, 401 and 403 (the gateway's key refused) fail over; other client
+    /// errors go back to the client as they are.
     static func statusFailure(_ response: UpstreamResponse, provider: ProviderConfig, adapter: any ProviderAdapter) async -> AttemptFailure {
         let status = Int(response.status.code)
         let body = try? await response.body.collect(upTo: 1024 * 1024)
         var detail = body.flatMap { try? JSON.parse($0.readableBytesView) }.flatMap { adapter.errorMessage(from: $0) }
             ?? "no error message"
-        if let key = provider.apiKey, !key.isEmpty { detail = detail.replacingAll(key, with: "[redacted]") }
+        detail = provider.redactingSecrets(detail)
         if detail.count > 2000 { detail = String(detail.prefix(2000)) + "…" }
         let message = "Provider '\(provider.name)' returned HTTP \(status): \(detail)"
         let retryAfter = AttemptFailure.retryAfter(
@@ -191,8 +192,13 @@ public struct UpstreamProxy: Sendable {
                 triggersFailover: true, retryAfter: retryAfter)
         case 500...:
             return AttemptFailure(.badGateway(message), triggersFailover: true, retryAfter: retryAfter)
-        case 401: return .final(GatewayError(status: 401, type: "authentication_error", message: message, code: "upstream_authentication"))
-        case 403: return .final(GatewayError(status: 403, type: "permission_error", message: message, code: "upstream_permission"))
+        case 401, 403:
+            // The provider refused the gateway's own key (revoked, expired, without access): nothing the client can
+            // fix, so never `authentication_error` (which tells a client its gateway key is wrong). Another provider
+            // may still answer; retrying this one will not help.
+            return AttemptFailure(
+                .badGateway("Provider '\(provider.name)' refused the gateway's credentials (HTTP \(status)): \(detail)", code: "upstream_credentials_rejected"),
+                triggersFailover: true, retryable: false)
         case 404: return .final(GatewayError(status: 404, type: "not_found_error", message: message, code: "upstream_not_found"))
         case 413: return .final(GatewayError(status: 413, type: "invalid_request_error", message: message, code: "request_too_large"))
         case 400..<500: return .final(GatewayError(status: status, type: "invalid_request_error", message: message, code: "upstream_rejected"))
