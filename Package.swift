@@ -44,8 +44,12 @@ let package = Package(
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ]
+            ],
+            plugins: ["EmbedMigrations"]
         ),
+        // The request log's schema: every file under migrations/ compiled into GatewayCore (see `Migration`).
+        .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["embed-migrations"]),
+        .executableTarget(name: "embed-migrations"),
         .executableTarget(
             name: "llm-gateway",
             dependencies: [
