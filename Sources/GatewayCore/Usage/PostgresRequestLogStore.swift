@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOSSL
 import PostgresNIO
 
 /// The request log on a PostgreSQL server shared by a fleet of gateways.
