@@ -48,10 +48,14 @@ struct ConfigOption: ParsableArguments {
     var config: String?
 }
 
-/// Prints the problems and exits 1 when the file has errors.
-func loadOrExit(_ path: String, _ loaded: ConfigLoadResult? = nil) throws -> GatewayConfig {
+/// Loads the file; prints its errors and exits 1 when it has any.
+///
+/// Its warnings are printed only with `showingWarnings`: by `serve`, at start. A command that reads the file only
+/// to find the request log (`stats`, `migrate`) leaves them out: a provider's unset API key is no concern of its,
+/// and the lines would bury its own output.
+func loadOrExit(_ path: String, _ loaded: ConfigLoadResult? = nil, showingWarnings: Bool) throws -> GatewayConfig {
     let result = loaded ?? ConfigLoader.load(path: path, environment: ConfigFile.processEnvironment())
-    for problem in result.problems { printError(problem.description) }
+    for problem in showingWarnings ? result.problems : result.errors { printError(problem.description) }
     guard let config = result.config, result.errors.isEmpty else {
         printError("\(path): \(result.errors.count) error(s); configuration not loaded")
         throw ExitCode(1)
@@ -78,7 +82,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let path = ConfigFile.locate(explicit: options.config)
         let loaded = ConfigLoader.load(path: path, environment: ConfigFile.processEnvironment())
-        let config = try loadOrExit(path, loaded)
+        let config = try loadOrExit(path, loaded, showingWarnings: true)
         let level = LogLevelControl(Logger.Level(rawValue: config.logging.level) ?? .info)
         let logger = Logger(label: "llm-gateway") { level.handler(label: $0) }
         logger.notice("starting", metadata: ["version": "\(GatewayVersion.current)", "config": "\(path)"])
@@ -185,7 +189,8 @@ struct Ctl: AsyncParsableCommand {
         }
     }
 
-    /// `--socket`, else `admin.socket` from the configuration file, else the default.
+    /// `--socket`, else `admin.socket` from the configuration file, else the default. The file's problems are
+    /// not printed: they are `check`'s to tell.
     func socketPath() -> String {
         if let socket { return socket }
         let path = ConfigFile.locate(explicit: config)
@@ -201,7 +206,7 @@ struct Migrate: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
 
     func run() async throws {
-        let config = try loadOrExit(ConfigFile.locate(explicit: options.config))
+        let config = try loadOrExit(ConfigFile.locate(explicit: options.config), showingWarnings: false)
         guard let store = try await openStoreOrExit(config) else {
             print("request_log.backend is off: nothing to migrate")
             return
@@ -237,7 +242,7 @@ struct Stats: AsyncParsableCommand {
             printError("error: --since: \(error.message)")
             throw ExitCode(1)
         }
-        let config = try loadOrExit(ConfigFile.locate(explicit: options.config))
+        let config = try loadOrExit(ConfigFile.locate(explicit: options.config), showingWarnings: false)
         guard let store = try await openStoreOrExit(config) else {
             printError("error: request_log.backend is off: there is no request log to read")
             throw ExitCode(1)

@@ -40,18 +40,64 @@ struct CommandLineTests {
         #expect(lines.contains { $0.hasPrefix("\(path):11:15: error:") && $0.contains("nowhere") })
     }
 
+    /// A provider whose API key names a variable that is never set (its `api_key` at 5:14).
+    static let providerWithUnsetKey = """
+        providers:
+          anthropic:
+            type: anthropic
+            base_url: https://api.anthropic.com
+            api_key: ${LLM_GATEWAY_TEST_UNSET_VARIABLE}
+        """
+
     @Test func unsetProviderVariableIsAWarningNotAnError() async throws {
-        let path = try writeConfig("""
-            providers:
-              anthropic:
-                type: anthropic
-                base_url: https://api.anthropic.com
-                api_key: ${LLM_GATEWAY_TEST_UNSET_VARIABLE}
-            """)
+        let path = try writeConfig(Self.providerWithUnsetKey)
         let result = try await ProcessRunner.run(ProcessRunner.gatewayBinary, ["check", "--config", path])
         #expect(result.status == 0)
         #expect(result.stderr.contains("warning"))
         #expect(result.stderr.contains("LLM_GATEWAY_TEST_UNSET_VARIABLE"))
+    }
+
+    /// Like `nginx -t`: every warning names its file, line and column, so an editor can jump to it.
+    @Test func checkPrintsEveryWarningWithItsPosition() async throws {
+        let path = try writeConfig(Self.providerWithUnsetKey + "\nmodels:\n  house-model: {provider: anthropic, upstream: house-model-1}\n")
+        let result = try await ProcessRunner.run(ProcessRunner.gatewayBinary, ["check", "--config", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout == "\(path): configuration is valid (3 warning(s))\n")
+        let lines = result.stderr.split(separator: "\n").map(String.init)
+        #expect(lines.count == 3, "\(result.stderr)")
+        for line in lines {
+            #expect(line.wholeMatch(of: /(.+):([0-9]+):([0-9]+): warning: .+/)?.output.1 == path[...], "\(line)")
+        }
+        #expect(lines.contains { $0.hasPrefix("\(path):5:14: warning: providers.anthropic.api_key:") })
+        #expect(lines.contains { $0.hasPrefix("\(path):7:3: warning: models.house-model:") })
+        #expect(lines.contains { $0.hasPrefix("\(path):1:1: warning: keys: no keys configured") })
+    }
+
+    /// Commands that read the file only to find the request log or the admin socket keep the file's warnings
+    /// (an unset provider key, no keys) to `serve` and `check`: their own output is all they print.
+    @Test func commandsThatOnlyReadTheLogOrTheSocketPrintNoWarnings() async throws {
+        let folder = NSTemporaryDirectory() + "quiet-\(UUID().uuidString)"
+        let path = try writeConfig(Self.providerWithUnsetKey + """
+
+            admin: {socket: \(folder)/admin.sock}
+            request_log: {backend: sqlite, path: \(folder)/requests.db}
+            """)
+        let checked = try await ProcessRunner.run(ProcessRunner.gatewayBinary, ["check", "--config", path])
+        #expect(checked.stdout.contains("(2 warning(s))"), "\(checked.stdout)")
+
+        let migrated = try await ProcessRunner.run(ProcessRunner.gatewayBinary, ["migrate", "--config", path])
+        #expect(migrated.status == 0, "\(migrated.stderr)")
+        #expect(migrated.stderr == "")
+        let stats = try await ProcessRunner.run(ProcessRunner.gatewayBinary, ["stats", "--config", path, "--json"])
+        #expect(stats.status == 0, "\(stats.stderr)")
+        #expect(stats.stderr == "")
+        #expect(stats.stdout == "[]\n")
+        // No daemon listens: the one line on standard error is that error.
+        let ctl = try await ProcessRunner.run(ProcessRunner.gatewayBinary, ["ctl", "status", "--config", path])
+        #expect(ctl.status == 2)
+        #expect(ctl.stderr.split(separator: "\n").count == 1, "\(ctl.stderr)")
+        #expect(!ctl.stderr.contains("warning"))
+        #expect(ctl.stderr.contains("\(folder)/admin.sock"), "\(ctl.stderr)")
     }
 
     @Test func missingFileIsAnError() async throws {

@@ -59,12 +59,30 @@ struct RequestLogTests {
 
     // MARK: - SQLite store
 
-    @Test func migrateIsIdempotentAndCreatesTheParentFolder() async throws {
+    @Test func migrateAppliesEveryEmbeddedFileOnceAndCreatesTheParentFolder() async throws {
         let (store, folder) = try await makeStore()
         try await store.migrate()
         try await store.migrate()
         #expect(FileManager.default.fileExists(atPath: folder + "/db/requests.db"))
-        #expect(try await store.migrationVersions() == [1])
+        let embedded = try Migration.all(for: .sqlite)
+        #expect(try await store.migrationVersions() == embedded.map(\.version))
+        #expect(try await store.migrationVersions().first == 1)
+        let indexes = try await store.strings("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'gateway_logs' AND sql IS NOT NULL ORDER BY name")
+        #expect(indexes == ["gateway_logs_created_at", "gateway_logs_customer_created_at", "gateway_logs_key_created_at", "gateway_logs_model_created_at"])
+        await store.close()
+    }
+
+    /// A database made by an older gateway gets only the migrations it lacks, and keeps its rows.
+    @Test func anExistingDatabaseGetsOnlyTheNewMigrations() async throws {
+        let (store, _) = try await makeStore()
+        try await store.insert([record("old")])
+        let embedded = try Migration.all(for: .sqlite)
+        let next = Migration.addingRegion(after: embedded)
+        try await store.migrate(applying: embedded + [next])
+        try await store.migrate(applying: embedded + [next])
+        #expect(try await store.migrationVersions() == embedded.map(\.version) + [next.version])
+        #expect(try await store.allRequestIDs() == ["old"])
+        #expect(try await store.strings("SELECT count(*) FROM pragma_table_info('gateway_logs') WHERE name = 'region'") == ["1"])
         await store.close()
     }
 

@@ -193,15 +193,13 @@ extension ConfigLoader {
 
     static func readKeys(_ top: Section, _ reader: ConfigReader) -> [KeyConfig] {
         let keysNode = top.entries["keys"]?.value
+        let noKeys = "no keys configured: every API request will be refused with 401 (add keys: with the sha256 of each key)"
         guard let node = keysNode, let items = reader.sequence(node, path: "keys", of: "keys ({name: …, sha256: …})") else {
-            if keysNode == nil {
-                reader.report(.warning, "no keys configured: every API request will be refused with 401 (add keys: with the sha256 of each key)", line: 0, column: 0, path: "keys")
-            }
+            // No keys: section at all is reported at the top of the file.
+            if keysNode == nil { reader.warning(noKeys, at: nil, path: "keys") }
             return []
         }
-        if items.isEmpty {
-            reader.warning("no keys configured: every API request will be refused with 401 (add keys: with the sha256 of each key)", at: node, path: "keys")
-        }
+        if items.isEmpty { reader.warning(noKeys, at: node, path: "keys") }
         var keys: [KeyConfig] = []
         var names: [String: Node] = [:]
         var hashes: [String: (name: String, node: Node)] = [:]

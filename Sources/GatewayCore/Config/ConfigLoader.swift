@@ -105,12 +105,10 @@ public enum ConfigLoader {
         return config
     }
 
-    /// Problems by position; those without one (whole-file warnings) last, each group in discovery order.
+    /// Problems in file order; those at the same position in discovery order.
     private static func ordered(_ problems: [ConfigProblem]) -> [ConfigProblem] {
         problems.enumerated().sorted { a, b in
-            let keyA = (a.element.line == 0 ? Int.max : a.element.line, a.element.column, a.offset)
-            let keyB = (b.element.line == 0 ? Int.max : b.element.line, b.element.column, b.offset)
-            return keyA < keyB
+            (a.element.line, a.element.column, a.offset) < (b.element.line, b.element.column, b.offset)
         }.map(\.element)
     }
 

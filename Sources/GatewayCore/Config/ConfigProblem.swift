@@ -17,9 +17,9 @@ public struct ConfigProblem: Error, Sendable, Equatable, CustomStringConvertible
     public var severity: Severity
     /// The file as the operator named it.
     public var file: String
-    /// 1-based line; 0 when the problem has no position (an unreadable file).
+    /// 1-based line; 0 only when the file could not be read. A setting missing altogether is reported at 1:1.
     public var line: Int
-    /// 1-based column, counted in Unicode scalars; 0 when the problem has no position.
+    /// 1-based column, counted in Unicode scalars; 0 only when the file could not be read.
     public var column: Int
     /// Dotted path of the setting, e.g. `providers.openai.timeouts.connect` or `keys[2].sha256`; empty for the whole file.
     public var path: String
@@ -39,7 +39,8 @@ public struct ConfigProblem: Error, Sendable, Equatable, CustomStringConvertible
     /// True for `.error`.
     public var isError: Bool { severity == .error }
 
-    /// `file:line:column: severity: path: message`; the position and path are left out when unknown.
+    /// `file:line:column: severity: path: message`; the position is left out for an unreadable file, the path for
+    /// a problem with the whole file (invalid YAML).
     public var description: String {
         var text = file
         if line > 0 {

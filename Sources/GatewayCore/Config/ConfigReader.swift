@@ -29,8 +29,10 @@ final class ConfigReader {
         report(.warning, message, at: node?.mark, path: path)
     }
 
+    /// Reports at `mark`; without one (a setting that is missing altogether), at the top of the file, so that every
+    /// problem in a file that could be read has a position.
     func report(_ severity: ConfigProblem.Severity, _ message: String, at mark: Mark?, path: String) {
-        report(severity, message, line: mark?.line ?? 0, column: mark?.column ?? 0, path: path)
+        report(severity, message, line: mark?.line ?? 1, column: mark?.column ?? 1, path: path)
     }
 
     func report(_ severity: ConfigProblem.Severity, _ message: String, line: Int, column: Int, path: String) {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOSSL
 import PostgresNIO
 
 /// The request log on a PostgreSQL server shared by a fleet of gateways.
@@ -59,9 +60,14 @@ public final class PostgresRequestLogStore: RequestLogStore {
 
     // MARK: - RequestLogStore
 
-    /// Creates `schema_migrations` and applies each migration not yet recorded there, each in its own transaction.
-    /// Gateways starting at once take turns on an advisory lock, so each migration is applied exactly once.
+    /// Creates or upgrades the schema from `migrations/postgres/`; running it again changes nothing.
     public func migrate() async throws {
+        try await migrate(applying: Migration.all(for: .postgres))
+    }
+
+    /// Creates `schema_migrations` and applies each of `migrations` not yet recorded there, each in its own
+    /// transaction. Gateways starting at once take turns on an advisory lock, so each is applied exactly once.
+    func migrate(applying migrations: [Migration]) async throws {
         try await bounded("migrate", timeout: Self.migrationTimeout) { [client, logger] in
             try await client.withTransaction(logger: logger) { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLockKey))", logger: logger)
@@ -71,7 +77,7 @@ public final class PostgresRequestLogStore: RequestLogStore {
                         version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
                     """, logger: logger)
             }
-            for migration in PostgresMigration.all {
+            for migration in migrations {
                 try await client.withTransaction(logger: logger) { connection in
                     try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLockKey))", logger: logger)
                     let applied = try await connection.query(

@@ -49,52 +49,17 @@ public final class SQLiteRequestLogStore: RequestLogStore {
 
     // MARK: - Schema
 
-    /// Each migration's statements, applied in order once and recorded in `schema_migrations`.
-    static let migrations: [(version: Int, statements: [String])] = [
-        (1, [
-            """
-            CREATE TABLE IF NOT EXISTS gateway_logs (
-                id INTEGER PRIMARY KEY,
-                created_at INTEGER NOT NULL,
-                request_id TEXT NOT NULL UNIQUE,
-                key_name TEXT,
-                endpoint TEXT NOT NULL,
-                model TEXT,
-                served_model TEXT,
-                provider TEXT,
-                original_provider TEXT,
-                status_code INTEGER NOT NULL,
-                error_message TEXT,
-                prompt_tokens INTEGER,
-                completion_tokens INTEGER,
-                total_tokens INTEGER,
-                cached_tokens INTEGER,
-                cost_usd REAL,
-                saved_cost_usd REAL,
-                latency_ms INTEGER NOT NULL,
-                ttfb_ms INTEGER,
-                cache_hit INTEGER NOT NULL DEFAULT 0,
-                failover_used INTEGER NOT NULL DEFAULT 0,
-                attempts INTEGER NOT NULL DEFAULT 0,
-                stream INTEGER NOT NULL DEFAULT 0,
-                customer TEXT,
-                feature TEXT,
-                metadata TEXT NOT NULL DEFAULT '{}'
-            )
-            """,
-            "CREATE INDEX IF NOT EXISTS gateway_logs_created_at ON gateway_logs (created_at)",
-            "CREATE INDEX IF NOT EXISTS gateway_logs_model_created_at ON gateway_logs (model, created_at)",
-            "CREATE INDEX IF NOT EXISTS gateway_logs_key_created_at ON gateway_logs (key_name, created_at)",
-            "CREATE INDEX IF NOT EXISTS gateway_logs_customer_created_at ON gateway_logs (customer, created_at)",
-        ]),
-    ]
-
-    /// Creates or upgrades the schema; running it again changes nothing.
+    /// Creates or upgrades the schema from `migrations/sqlite/`; running it again changes nothing.
     public func migrate() async throws {
+        try await migrate(applying: Migration.all(for: .sqlite))
+    }
+
+    /// Applies each of `migrations` not yet recorded in `schema_migrations`, in order, each in its own transaction.
+    func migrate(applying migrations: [Migration]) async throws {
         try await gate.run {
             _ = try await connection.query(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-            for migration in Self.migrations {
+            for migration in migrations {
                 // IMMEDIATE takes the write lock first, so two processes migrating at once apply each step once.
                 try await transaction(immediate: true) {
                     let applied = try await connection.query(
@@ -104,7 +69,7 @@ public final class SQLiteRequestLogStore: RequestLogStore {
                     _ = try await connection.query(
                         "INSERT INTO schema_migrations (version, applied_at) VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
                         [.integer(migration.version)])
-                    logger.info("request log migrated", metadata: ["version": "\(migration.version)", "path": "\(path)"])
+                    logger.info("request log migrated", metadata: ["migration": "\(migration.fileName)", "path": "\(path)"])
                 }
             }
         }
