@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import GatewayCore
 
@@ -214,5 +215,33 @@ extension HostileInputTests {
             #expect(next.status == 503, "\(next.body)")
             #expect(next.json?["error"]?["message"]?.stringValue?.contains("circuit open") == true)
         }
+    }
+}
+
+extension HostileInputTests {
+    /// The client's `X-Request-Id` is echoed and kept, but the row's key is always the gateway's: a client sending
+    /// one constant id (or a stranger claiming it without a key) keeps every request's row.
+    @Test func aConstantClientRequestIDKeepsEveryRow() async throws {
+        try await GatewayHarness.with { gateway in
+            let stranger = try await gateway.post(json: ["model": "gpt-4o-mini", "messages": Self.hello], key: nil, headers: ["X-Request-Id": "same-id"])
+            #expect(stranger.status == 401 && stranger.header("X-Request-Id") == "same-id")
+            for _ in 0..<5 {
+                let reply = try await gateway.post(json: ["model": "gpt-4o-mini", "messages": Self.hello], headers: ["X-Request-Id": "same-id"])
+                #expect(reply.status == 200 && reply.header("X-Request-Id") == "same-id")
+            }
+            let rows = try await gateway.records.waitFor(6)
+            #expect(Set(rows.map(\.requestID)).count == 6)
+            #expect(rows.allSatisfy { $0.clientRequestID == "same-id" && $0.requestID.hasPrefix("req_") })
+        }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("client-id-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try await SQLiteRequestLogStore(path: folder + "/requests.db", logger: .init(label: "t"))
+        try await store.migrate()
+        try await store.insert([
+            RequestRecord(requestID: "req_1", clientRequestID: "same-id", createdAtMicros: 1, statusCode: 200),
+            RequestRecord(requestID: "req_2", clientRequestID: "same-id", createdAtMicros: 2, statusCode: 200),
+        ])
+        #expect(try await store.strings("SELECT request_id || ' ' || client_request_id FROM gateway_logs ORDER BY id") == ["req_1 same-id", "req_2 same-id"])
+        await store.close()
     }
 }

@@ -274,6 +274,37 @@ struct PostgresRequestLogTests {
         #expect(socket.unixSocketPath == "/run/postgresql/.s.PGSQL.5432")
     }
 
+    // MARK: - Rows PostgreSQL refuses
+
+    /// A row PostgreSQL refuses for its values (here a count past `INTEGER`, set after the record's own bounds, and
+    /// an 8 KB model, past what the model index holds) is set aside alone, with its error, in the rejected-rows file;
+    /// every other row of its batch, and of the batches after it, is written, and the spool stays empty.
+    @Test func aRowPostgresRefusesIsSetAsideAndNeverHoldsBackTheOthers() async throws {
+        try await withMigratedStore { server, store in
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("pg-refused-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            let log = RequestLog(store: store, spoolPath: folder + "/requests.spool", batchSize: 8, flushInterval: .seconds(60), logger: Self.logger)
+            var overflowing = RequestRecord(requestID: "bad-count", createdAtMicros: Self.now, statusCode: 200)
+            overflowing.promptTokens = Int(Int32.max) + 1
+            var longModel = RequestRecord(requestID: "bad-model", createdAtMicros: Self.now, statusCode: 404)
+            // Random, so PostgreSQL cannot compress it under the index's limit.
+            longModel.model = String((0..<8192).map { _ in "abcdefghijklmnopqrstuvwxyz0123456789".randomElement()! })
+            for index in 0..<20 {
+                if index == 3 { log.record(overflowing) }
+                if index == 11 { log.record(longModel) }
+                log.record(RequestRecord(requestID: "good-\(index)", createdAtMicros: Self.now + Int64(index), statusCode: 200))
+            }
+            await log.flush()
+            #expect(try await server.psql("SELECT count(*) FROM gateway_logs WHERE request_id LIKE 'good-%'") == "20\n")
+            #expect(try await server.psql("SELECT count(*) FROM gateway_logs WHERE request_id LIKE 'bad-%'") == "0\n")
+            #expect(log.rejected == 2 && log.written == 20 && log.spooled == 0)
+            let rejected = try String(contentsOfFile: log.rejectedRowsPath, encoding: .utf8).split(separator: "\n")
+            #expect(rejected.count == 2)
+            let reasons = rejected.compactMap { try? JSON.parse(Array($0.utf8)[...]) }.compactMap { $0["rejected_because"]?.stringValue }
+            #expect(reasons.count == 2 && reasons.allSatisfy { $0.contains("SQLSTATE") }, "\(reasons)")
+        }
+    }
+
     // MARK: - Helpers
 
     static let logger = {

@@ -273,6 +273,8 @@ struct RequestLogTests {
         let log = RequestLog(
             store: sqlite, spoolPath: folder + "/spool", batchSize: 1000, flushInterval: .seconds(60), maxQueued: 10, logger: Self.logger)
         for index in 0..<25 { log.record(record("q\(index)")) }
+        // The spool is written off the caller's event loop: give it a moment.
+        for _ in 0..<100 where log.spooled < 20 { try await Task.sleep(for: .milliseconds(20)) }
         #expect(log.spooled == 20)
         #expect(log.queued == 5)
         await log.flush()
@@ -433,6 +435,8 @@ final class SwitchableStore: RequestLogStore, @unchecked Sendable {
     }
 
     func close() async { await base.close() }
+
+    func refusesRows(_ error: any Error) -> Bool { base.refusesRows(error) }
 }
 
 extension SQLiteRequestLogStore {

@@ -7,7 +7,7 @@ extension ConfigLoader {
 
     static func readServer(_ top: Section, _ reader: ConfigReader) -> ServerSettings {
         var settings = ServerSettings()
-        guard let section = reader.section(top["server"], path: "server", known: ["listen", "max_body_bytes", "drain_timeout"]) else {
+        guard let section = reader.section(top["server"], path: "server", known: ["listen", "max_body_bytes", "drain_timeout", "idle_timeout", "header_timeout", "max_connections"]) else {
             return settings
         }
         if let node = section["listen"], let text = reader.string(node, path: section.path("listen")) {
@@ -28,6 +28,17 @@ extension ConfigLoader {
         }
         if let node = section["drain_timeout"], let duration = reader.duration(node, path: section.path("drain_timeout")) {
             settings.drainTimeout = duration
+        }
+        for (name, setting) in [("idle_timeout", \ServerSettings.idleTimeout), ("header_timeout", \.headerTimeout)] {
+            guard let node = section[name], let duration = reader.duration(node, path: section.path(name)) else { continue }
+            if duration <= .zero {
+                reader.error("must be more than 0 (a connection must not stay open forever)", at: node, path: section.path(name))
+            } else {
+                settings[keyPath: setting] = duration
+            }
+        }
+        if let node = section["max_connections"], let count = reader.int(node, path: section.path("max_connections"), minimum: 1) {
+            settings.maxConnections = count
         }
         return settings
     }

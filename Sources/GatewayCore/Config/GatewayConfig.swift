@@ -43,6 +43,13 @@ public struct ServerSettings: Sendable, Equatable {
     public var maxBodyBytes = 20 * 1024 * 1024
     /// How long shutdown waits for requests in flight.
     public var drainTimeout: Duration = .seconds(30)
+    /// How long a connection may stay open with no request under way (between requests, or while a request's head
+    /// trickles in) before it is closed.
+    public var idleTimeout: Duration = .seconds(60)
+    /// How long a new connection may take to send its first request's complete head.
+    public var headerTimeout: Duration = .seconds(10)
+    /// Connections open at once; beyond it the listener stops accepting until one closes.
+    public var maxConnections = 4096
     public init() {}
 }
 

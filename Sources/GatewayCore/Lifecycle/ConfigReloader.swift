@@ -96,6 +96,9 @@ public final class ConfigReloader: Sendable {
             restartRequired.append("server.listen")
         }
         if old.config.server.drainTimeout != config.server.drainTimeout { restartRequired.append("server.drain_timeout") }
+        if old.config.server.idleTimeout != config.server.idleTimeout { restartRequired.append("server.idle_timeout") }
+        if old.config.server.headerTimeout != config.server.headerTimeout { restartRequired.append("server.header_timeout") }
+        if old.config.server.maxConnections != config.server.maxConnections { restartRequired.append("server.max_connections") }
         if old.config.admin.socket != config.admin.socket { restartRequired.append("admin.socket") }
         if old.config.admin.mode != config.admin.mode { restartRequired.append("admin.mode") }
         restartRequired += Stores.restartRequired(from: old.config, to: config)

@@ -99,8 +99,13 @@ public final class Gateway: Sendable {
         let logger = self.logger
         return Application(
             router: makeRouter(),
-            server: .http1(configuration: .init(additionalChannelHandlers: [ClientConnectionHandler()])),
-            configuration: .init(address: .hostname(server.host, port: server.port), serverName: "llm-gateway"),
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [ClientConnectionHandler(), FirstHeadTimeout(TimeAmount(server.headerTimeout))],
+                    idleTimeout: TimeAmount(server.idleTimeout))),
+            configuration: .init(
+                address: .hostname(server.host, port: server.port), serverName: "llm-gateway",
+                availableConnectionsDelegate: .maximum(server.maxConnections, logger: logger)),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? server.port
                 readiness.bound("api", address: "\(server.host):\(port)")

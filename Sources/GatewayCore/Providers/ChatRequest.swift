@@ -4,8 +4,10 @@
 public struct ChatRequest: Sendable {
     /// The complete request object.
     public var body: [String: JSON]
-    /// `model` as the client sent it.
+    /// `model` as the client sent it: at most `longestModelName` bytes, no control characters.
     public var model: String
+    /// The longest model name a request may give, in UTF-8 bytes.
+    public static let longestModelName = 256
     /// `messages`, each an object with a valid role.
     public var messages: [[String: JSON]]
     /// `stream`.
@@ -43,6 +45,13 @@ public struct ChatRequest: Sendable {
             throw .invalidRequest(
                 "Invalid type for 'model': expected a non-empty string, but got \(modelValue.typeName).", param: "model",
                 code: "invalid_type")
+        }
+        // The model name reaches error messages, log lines, metrics and the request log: a name no model has (over
+        // 256 bytes, or with a control character such as a newline) is refused here, and never repeated back.
+        guard model.utf8.count <= Self.longestModelName, !model.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw .invalidRequest(
+                "Invalid 'model': a model name is at most \(Self.longestModelName) bytes, without control characters.", param: "model",
+                code: "invalid_value")
         }
         self.model = model
         guard let messagesValue = body["messages"] else {

@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTPTypes
 
 /// Cancels work when the client's connection closes, without consuming the request stream
 /// (so keep-alive connections stay usable for the next request).
@@ -141,5 +142,51 @@ final class ClientConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         }
         for watch in watches { watch.connectionClosed() }
         context.fireChannelInactive()
+    }
+}
+
+/// Closes a new connection that has not sent its first request's complete head within `timeout`, then leaves the
+/// pipeline. Later requests on the connection are bounded by `server.idle_timeout` (Hummingbird's idle handler,
+/// which counts only whole request parts as activity, so a head that trickles in byte by byte ends there too).
+final class FirstHeadTimeout: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+
+    private let timeout: TimeAmount
+    private var timer: Scheduled<Void>?
+
+    init(_ timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { arm(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        arm(context)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head = unwrapInboundIn(data) {
+            timer?.cancel()
+            timer = nil
+            context.fireChannelRead(data)
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            return
+        }
+        context.fireChannelRead(data)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+    }
+
+    private func arm(_ context: ChannelHandlerContext) {
+        guard timer == nil else { return }
+        let channel = context.channel
+        timer = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
     }
 }

@@ -4,8 +4,10 @@ import NIOCore
 /// Per-request state: the request id, the configuration snapshot and the authenticated key.
 public struct GatewayRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
-    /// `X-Request-Id`: the client's, or one made by the gateway.
+    /// The gateway's id of the request: the request log's row key, in every log line.
     public var requestID = ""
+    /// The client's `X-Request-Id`, when it sent an acceptable one: echoed back instead of `requestID`.
+    public var clientRequestID: String?
     /// When the gateway received the request.
     public var startedAt = ContinuousClock.now
     /// The configuration this request runs under, taken once at its start.

@@ -12,8 +12,9 @@ extension HTTPField.Name {
     static let trailer = HTTPField.Name("Trailer")!
 }
 
-/// Gives every request an id (the client's `X-Request-Id` when it is sane), the current configuration
-/// snapshot and a logger tagged with the id; echoes the id on every response.
+/// Gives every request the gateway's own id, the current configuration snapshot and a logger tagged with the id;
+/// echoes the client's `X-Request-Id` when it sent a sane one (else the gateway's id) on every response. The
+/// client's id is never the request log's row key: a client repeating one cannot merge or hide rows.
 public struct RequestIDMiddleware: RouterMiddleware {
     let store: ConfigStore
 
@@ -27,14 +28,14 @@ public struct RequestIDMiddleware: RouterMiddleware {
         var context = context
         context.startedAt = .now
         context.snapshot = store.snapshot
-        if let given = request.headers[.requestID], Self.isAcceptable(given) {
-            context.requestID = given
-        } else {
-            context.requestID = RandomID.timeOrdered(prefix: "req_")
-        }
+        context.requestID = RandomID.timeOrdered(prefix: "req_")
         context.logger[metadataKey: "request_id"] = .string(context.requestID)
+        if let given = request.headers[.requestID], Self.isAcceptable(given) {
+            context.clientRequestID = given
+            context.logger[metadataKey: "client_request_id"] = .string(given)
+        }
         var response = try await next(request, context)
-        response.headers[.requestID] = context.requestID
+        response.headers[.requestID] = context.clientRequestID ?? context.requestID
         return response
     }
 
@@ -65,7 +66,8 @@ public struct RequestLogMiddleware: RouterMiddleware {
     ) async throws -> Response {
         guard let sink, request.uri.path.hasPrefix("/v1/") else { return try await next(request, context) }
         var context = context
-        let outcome = RequestOutcome(requestID: context.requestID, endpoint: request.uri.path, startedAt: context.startedAt)
+        let outcome = RequestOutcome(
+            requestID: context.requestID, clientRequestID: context.clientRequestID, endpoint: request.uri.path, startedAt: context.startedAt)
         context.outcome = outcome
         do {
             let response = try await next(request, context)

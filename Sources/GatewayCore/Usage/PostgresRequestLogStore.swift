@@ -137,7 +137,7 @@ public final class PostgresRequestLogStore: RequestLogStore {
     // MARK: - Queries
 
     static let insertColumns = [
-        "created_at", "request_id", "key_name", "endpoint", "model", "served_model", "provider", "original_provider",
+        "created_at", "request_id", "client_request_id", "key_name", "endpoint", "model", "served_model", "provider", "original_provider",
         "status_code", "error_message", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "cost_usd",
         "saved_cost_usd", "latency_ms", "ttfb_ms", "cache_hit", "failover_used", "attempts", "stream", "customer", "feature",
         "metadata",
@@ -158,6 +158,7 @@ public final class PostgresRequestLogStore: RequestLogStore {
 
             bindings.append(record.createdAtMicros)
             bindings.append(storable(record.requestID))
+            bindings.append(storable(record.clientRequestID))
             bindings.append(storable(record.keyName))
             bindings.append(storable(record.endpoint))
             bindings.append(storable(record.model))
@@ -244,8 +245,17 @@ public final class PostgresRequestLogStore: RequestLogStore {
         } catch is DeadlineExceeded {
             throw PostgresStoreError(operation: operation, reason: "no answer from PostgreSQL within \(timeout)")
         } catch {
-            throw PostgresStoreError(operation: operation, reason: PostgresStoreError.describe(error))
+            var failure = PostgresStoreError(operation: operation, reason: PostgresStoreError.describe(error))
+            failure.sqlState = PostgresStoreError.sqlState(of: error)
+            throw failure
         }
+    }
+
+    /// Data exceptions (class 22: a value out of its column's range), integrity violations (23) and program limits
+    /// (54: a value too long for its index) refuse rows; anything else may pass.
+    public func refusesRows(_ error: any Error) -> Bool {
+        guard let state = (error as? PostgresStoreError)?.sqlState else { return false }
+        return ["22", "23", "54"].contains(String(state.prefix(2)))
     }
 }
 
@@ -254,8 +264,19 @@ public struct PostgresStoreError: Error, CustomStringConvertible, Sendable {
     /// `migrate`, `insert` or `stats`.
     public var operation: String
     public var reason: String
+    /// The server's SQLSTATE, when it answered with an error.
+    public var sqlState: String?
 
     public var description: String { "PostgreSQL request log: \(operation) failed: \(reason)" }
+
+    /// The server's SQLSTATE behind `error`, inside a transaction's error too.
+    static func sqlState(of error: any Error) -> String? {
+        switch error {
+        case let error as PSQLError: error.serverInfo?[.sqlState]
+        case let error as PostgresTransactionError: (error.closureError ?? error.commitError).flatMap(sqlState(of:))
+        default: nil
+        }
+    }
 
     /// What went wrong, without the query's values or the connection's password.
     static func describe(_ error: any Error) -> String {

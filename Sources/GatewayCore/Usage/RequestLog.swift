@@ -17,7 +17,10 @@ import ServiceLifecycle
 /// - once the store accepts writes again, the spool is replayed in order and emptied only after all of it is
 ///   written (rows are idempotent on `requestID`, so a crash mid-replay duplicates nothing);
 /// - graceful shutdown writes the queue, or spools it when the store fails;
-/// - a new writer on the same spool replays what the last one left.
+/// - a new writer on the same spool replays what the last one left;
+/// - a row the store refuses for its own values (`RequestLogStore.refusesRows`), not for an outage, is found by
+///   splitting its batch until it stands alone, and moved with the store's error to the rejected-rows file
+///   (`<spool>.rejected`, one JSON object per line): it never holds back the rows around it, nor the spool.
 ///
 /// ```swift
 /// let log = RequestLog(store: store, spoolPath: "/var/lib/llm-gateway/requests.spool", batchSize: 500,
@@ -55,6 +58,9 @@ public final class RequestLog: Service, RequestRecordSink {
     private let writtenCount = ManagedAtomic(0)
     private let spooledCount = ManagedAtomic(0)
     private let droppedCount = ManagedAtomic(0)
+    private let rejectedCount = ManagedAtomic(0)
+    /// Rows the store refused for their own values, each with the store's error.
+    private let rejectedRows: RequestSpool
 
     static let initialBackoff: Duration = .milliseconds(500)
     static let maximumBackoff: Duration = .seconds(30)
@@ -73,6 +79,7 @@ public final class RequestLog: Service, RequestRecordSink {
     ) {
         self.store = store
         self.spool = RequestSpool(path: spoolPath)
+        self.rejectedRows = RequestSpool(path: spoolPath + ".rejected")
         self.batchSize = max(1, batchSize)
         self.flushInterval = flushInterval
         self.maxQueued = max(1, maxQueued)
@@ -89,6 +96,10 @@ public final class RequestLog: Service, RequestRecordSink {
     public var queued: Int { queue.withLockedValue { $0.records.count } }
     /// Rows lost because neither the store nor the spool file would take them.
     public var dropped: Int { droppedCount.load(ordering: .relaxed) }
+    /// Rows the store refused for their own values, moved to the rejected-rows file.
+    public var rejected: Int { rejectedCount.load(ordering: .relaxed) }
+    /// The rejected-rows file: `<spool>.rejected`.
+    public var rejectedRowsPath: String { rejectedRows.path }
 
     // MARK: - Recording
 
@@ -107,7 +118,9 @@ public final class RequestLog: Service, RequestRecordSink {
         switch action {
         case .none: break
         case .wake: wake.notify()
-        case .spill(let records): spoolRecords(records)
+        case .spill(let records):
+            // The caller is on an event loop: the spool's write and fsync go to the thread pool.
+            Task { await self.spoolOffLoop(records) }
         }
     }
 
@@ -157,8 +170,7 @@ public final class RequestLog: Service, RequestRecordSink {
             if batch.isEmpty { break }
             remaining -= batch.count
             do {
-                try await store.insert(batch)
-                writtenCount.wrappingIncrement(by: batch.count, ordering: .relaxed)
+                try await insertSettingAsideRefusedRows(batch)
                 storeSucceeded()
             } catch {
                 storeFailed(error)
@@ -210,12 +222,11 @@ public final class RequestLog: Service, RequestRecordSink {
             }
             if !chunk.records.isEmpty {
                 do {
-                    try await store.insert(chunk.records)
+                    try await insertSettingAsideRefusedRows(chunk.records)
                 } catch {
                     storeFailed(error)
                     return
                 }
-                writtenCount.wrappingIncrement(by: chunk.records.count, ordering: .relaxed)
                 replayed += chunk.records.count
             }
             offset = chunk.end
@@ -246,13 +257,46 @@ public final class RequestLog: Service, RequestRecordSink {
         for start in stride(from: 0, to: batch.count, by: batchSize) {
             let slice = Array(batch[start..<min(start + batchSize, batch.count)])
             do {
-                try await store.insert(slice)
-                writtenCount.wrappingIncrement(by: slice.count, ordering: .relaxed)
+                try await insertSettingAsideRefusedRows(slice)
             } catch {
                 storeFailed(error)
                 await spoolOffLoop(Array(batch[start...]))
                 return
             }
+        }
+    }
+
+    /// Writes `batch`. When the store refuses it for a row's values, writes its halves in turn, down to single rows:
+    /// a row refused alone goes to the rejected-rows file with the store's error, and the others are written.
+    /// - Throws: the store's error when it is unavailable (the caller spools the batch; rows are idempotent).
+    private func insertSettingAsideRefusedRows(_ batch: [RequestRecord]) async throws {
+        do {
+            try await store.insert(batch)
+            writtenCount.wrappingIncrement(by: batch.count, ordering: .relaxed)
+        } catch where store.refusesRows(error) {
+            guard batch.count > 1 else {
+                await setAside(batch[0], error: error)
+                return
+            }
+            let middle = batch.count / 2
+            try await insertSettingAsideRefusedRows(Array(batch[..<middle]))
+            try await insertSettingAsideRefusedRows(Array(batch[middle...]))
+        }
+    }
+
+    /// Moves a refused row to the rejected-rows file (on the thread pool), with the store's error.
+    private func setAside(_ record: RequestRecord, error: any Error) async {
+        rejectedCount.wrappingIncrement(ordering: .relaxed)
+        logger.error(
+            "the request log refused a row; it is kept in the rejected-rows file",
+            metadata: ["request_id": "\(record.requestID)", "path": "\(rejectedRows.path)", "error": "\(error)"])
+        var line = record.spoolJSON
+        line["rejected_because"] = .string("\(error)")
+        do {
+            try await onThreadPool { [rejectedRows, line] in try rejectedRows.append(lines: [line]) }
+        } catch {
+            droppedCount.wrappingIncrement(ordering: .relaxed)
+            logger.critical("request log row lost: the rejected-rows file cannot be written", metadata: ["error": "\(error)"])
         }
     }
 
@@ -339,9 +383,14 @@ final class RequestSpool: Sendable {
 
     /// Appends `records` and fsyncs.
     func append(_ records: [RequestRecord]) throws {
+        try append(lines: records.map(\.spoolJSON))
+    }
+
+    /// Appends one line per object, fsync'd.
+    func append(lines: [JSON]) throws {
         var text = ""
-        for record in records {
-            record.spoolJSON.write(to: &text, sortedKeys: true)
+        for line in lines {
+            line.write(to: &text, sortedKeys: true)
             text += "\n"
         }
         try lock.withLock { () throws in
@@ -491,7 +540,7 @@ extension RequestRecord {
             "metadata": .object(metadata.mapValues { .string($0) }),
         ]
         let texts: [(String, String?)] = [
-            ("key_name", keyName), ("model", model), ("served_model", servedModel), ("provider", provider),
+            ("client_request_id", clientRequestID), ("key_name", keyName), ("model", model), ("served_model", servedModel), ("provider", provider),
             ("original_provider", originalProvider), ("error_message", errorMessage), ("customer", customer), ("feature", feature),
         ]
         for (key, value) in texts { if let value { object[key] = .string(value) } }
@@ -513,7 +562,8 @@ extension RequestRecord {
         var metadata: [String: String] = [:]
         for (key, value) in json["metadata"]?.objectValue ?? [:] { metadata[key] = value.stringValue }
         self.init(
-            requestID: requestID, createdAtMicros: Int64(createdAt), keyName: json["key_name"]?.stringValue,
+            requestID: requestID, clientRequestID: json["client_request_id"]?.stringValue, createdAtMicros: Int64(createdAt),
+            keyName: json["key_name"]?.stringValue,
             endpoint: json["endpoint"]?.stringValue ?? "/v1/chat/completions", model: json["model"]?.stringValue,
             servedModel: json["served_model"]?.stringValue, provider: json["provider"]?.stringValue,
             originalProvider: json["original_provider"]?.stringValue, statusCode: statusCode,

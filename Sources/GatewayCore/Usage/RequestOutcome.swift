@@ -38,14 +38,16 @@ final class RequestOutcome: Sendable {
     }
 
     let requestID: String
+    let clientRequestID: String?
     let createdAtMicros: Int64
     let endpoint: String
     let startedAt: ContinuousClock.Instant
     private let fields = NIOLockedValueBox(Fields())
     private let written = NIOLockedValueBox(false)
 
-    init(requestID: String, endpoint: String, startedAt: ContinuousClock.Instant) {
+    init(requestID: String, clientRequestID: String? = nil, endpoint: String, startedAt: ContinuousClock.Instant) {
         self.requestID = requestID
+        self.clientRequestID = clientRequestID
         self.endpoint = endpoint
         self.startedAt = startedAt
         self.createdAtMicros = UnixTime.nowMicros()
@@ -67,7 +69,7 @@ final class RequestOutcome: Sendable {
         let fields = self.fields.withLockedValue { $0 }
         sink.record(
             RequestRecord(
-                requestID: requestID, createdAtMicros: createdAtMicros, keyName: fields.keyName, endpoint: endpoint, model: fields.model,
+                requestID: requestID, clientRequestID: clientRequestID, createdAtMicros: createdAtMicros, keyName: fields.keyName, endpoint: endpoint, model: fields.model,
                 servedModel: fields.servedModel, provider: fields.provider, originalProvider: fields.originalProvider, statusCode: status,
                 errorMessage: fields.errorMessage, promptTokens: fields.usage?.promptTokens, completionTokens: fields.usage?.completionTokens,
                 totalTokens: fields.usage?.totalTokens, cachedTokens: fields.usage?.cachedTokens, costUSD: fields.costUSD,

@@ -3,8 +3,10 @@
 /// Every request makes exactly one, whatever its outcome (success, cache hit, failover, 4xx, 429, 5xx,
 /// client disconnect, mid-stream error). `requestID` is unique: writing the same record twice keeps one row.
 public struct RequestRecord: Sendable, Equatable {
-    /// Unique id of the row (the gateway's request id, made unique per request).
+    /// Unique id of the row: the gateway's own request id, never the client's.
     public var requestID: String
+    /// The client's `X-Request-Id`, when it sent an acceptable one (echoed back, and kept here; not unique).
+    public var clientRequestID: String?
     /// When the request arrived, in microseconds since 1970 (UTC).
     public var createdAtMicros: Int64
     /// The gateway key's name; nil when the request was not authenticated.
@@ -47,7 +49,7 @@ public struct RequestRecord: Sendable, Equatable {
     public var metadata: [String: String]
 
     public init(
-        requestID: String, createdAtMicros: Int64, keyName: String? = nil, endpoint: String = "/v1/chat/completions",
+        requestID: String, clientRequestID: String? = nil, createdAtMicros: Int64, keyName: String? = nil, endpoint: String = "/v1/chat/completions",
         model: String? = nil, servedModel: String? = nil, provider: String? = nil, originalProvider: String? = nil,
         statusCode: Int, errorMessage: String? = nil, promptTokens: Int? = nil, completionTokens: Int? = nil,
         totalTokens: Int? = nil, cachedTokens: Int? = nil, costUSD: Double? = nil, savedCostUSD: Double? = nil,
@@ -55,6 +57,7 @@ public struct RequestRecord: Sendable, Equatable {
         stream: Bool = false, customer: String? = nil, feature: String? = nil, metadata: [String: String] = [:]
     ) {
         self.requestID = requestID
+        self.clientRequestID = clientRequestID
         self.createdAtMicros = createdAtMicros
         self.keyName = keyName
         self.endpoint = endpoint
@@ -79,6 +82,36 @@ public struct RequestRecord: Sendable, Equatable {
         self.customer = customer
         self.feature = feature
         self.metadata = metadata
+        fitColumns()
+    }
+
+    /// Keeps every value within what the log's columns hold, so no row can fail its batch: text the client chose
+    /// within 256 characters (an 8 KB model name would break PostgreSQL's index), error messages within 4 KB,
+    /// integers within `0...Int32.max` (`INTEGER`), money within `0...9_999_999_999` and finite (`NUMERIC(20,10)`).
+    private mutating func fitColumns() {
+        model = Attribution.bounded(model)
+        servedModel = Attribution.bounded(servedModel)
+        provider = Attribution.bounded(provider)
+        originalProvider = Attribution.bounded(originalProvider)
+        if let message = errorMessage, message.utf8.count > 4096 { errorMessage = String(message.prefix(4000)) + "…" }
+        promptTokens = promptTokens.map(Self.integerColumn)
+        completionTokens = completionTokens.map(Self.integerColumn)
+        totalTokens = totalTokens.map(Self.integerColumn)
+        cachedTokens = cachedTokens.map(Self.integerColumn)
+        ttfbMs = ttfbMs.map(Self.integerColumn)
+        statusCode = Self.integerColumn(statusCode)
+        latencyMs = Self.integerColumn(latencyMs)
+        attempts = Self.integerColumn(attempts)
+        costUSD = costUSD.flatMap(Self.moneyColumn)
+        savedCostUSD = savedCostUSD.flatMap(Self.moneyColumn)
+    }
+
+    static func integerColumn(_ value: Int) -> Int {
+        min(max(value, 0), Int(Int32.max))
+    }
+
+    static func moneyColumn(_ value: Double) -> Double? {
+        value.isFinite ? min(max(value, 0), 9_999_999_999) : nil
     }
 }
 
@@ -143,4 +176,9 @@ public protocol RequestLogStore: Sendable {
     func stats(sinceMicros: Int64, by dimension: StatsDimension) async throws -> [StatsRow]
     /// Releases connections.
     func close() async
+
+    /// Whether `error`, thrown by `insert`, refuses the rows' values (a value out of a column's range, too long to
+    /// index, a constraint): the same rows would fail again, on a store that is otherwise up. False for everything
+    /// that may pass (the store down, a timeout, a full disk), whose rows are kept in the spool and retried.
+    func refusesRows(_ error: any Error) -> Bool
 }

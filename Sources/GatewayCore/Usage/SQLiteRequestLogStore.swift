@@ -78,7 +78,7 @@ public final class SQLiteRequestLogStore: RequestLogStore {
     // MARK: - Writes
 
     static let columns = [
-        "created_at", "request_id", "key_name", "endpoint", "model", "served_model", "provider", "original_provider",
+        "created_at", "request_id", "client_request_id", "key_name", "endpoint", "model", "served_model", "provider", "original_provider",
         "status_code", "error_message", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "cost_usd",
         "saved_cost_usd", "latency_ms", "ttfb_ms", "cache_hit", "failover_used", "attempts", "stream", "customer", "feature",
         "metadata",
@@ -90,6 +90,19 @@ public final class SQLiteRequestLogStore: RequestLogStore {
     static let rowsPerStatement = 32
 
     /// Writes `records` in one transaction; a `requestID` already stored is skipped.
+    /// Values too big, of the wrong type or out of range, and constraints, refuse rows; a busy, full or failing
+    /// disk may pass.
+    public func refusesRows(_ error: any Error) -> Bool {
+        guard let error = error as? SQLiteError else { return false }
+        switch error.reason {
+        case .tooBig, .mismatch, .range, .constraint, .constraintCheckFailed, .constraintNotNullFailed, .constraintPrimaryKeyFailed,
+            .constraintUniqueFailed, .constraintStrictDataTypeFailed:
+            return true
+        default:
+            return false
+        }
+    }
+
     public func insert(_ records: [RequestRecord]) async throws {
         guard !records.isEmpty else { return }
         try await gate.run {
@@ -123,7 +136,7 @@ public final class SQLiteRequestLogStore: RequestLogStore {
         func real(_ value: Double?) -> SQLiteData { value.map { .float($0) } ?? .null }
         func flag(_ value: Bool) -> SQLiteData { .integer(value ? 1 : 0) }
         return [
-            .integer(SQLiteInt64(record.createdAtMicros)), .text(record.requestID), text(record.keyName), .text(record.endpoint),
+            .integer(SQLiteInt64(record.createdAtMicros)), .text(record.requestID), text(record.clientRequestID), text(record.keyName), .text(record.endpoint),
             text(record.model), text(record.servedModel), text(record.provider), text(record.originalProvider),
             integer(record.statusCode), text(record.errorMessage), integer(record.promptTokens), integer(record.completionTokens),
             integer(record.totalTokens), integer(record.cachedTokens), real(record.costUSD), real(record.savedCostUSD),
