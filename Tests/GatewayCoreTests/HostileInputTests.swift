@@ -1,4 +1,7 @@
 import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 import Testing
 @testable import GatewayCore
 
@@ -244,4 +247,59 @@ extension HostileInputTests {
         #expect(try await store.strings("SELECT request_id || ' ' || client_request_id FROM gateway_logs ORDER BY id") == ["req_1 same-id", "req_2 same-id"])
         await store.close()
     }
+}
+
+extension HostileInputTests {
+    @Test func aStreamOutputWaitsForItsReaderAndLetsGoWhenTheReaderLeaves() async throws {
+        let output = StreamOutput(limit: 10)
+        let sent = ManagedAtomicCounter()
+        let sender = Task {
+            for _ in 0..<5 {
+                await output.send(ByteBuffer(string: "0123456789"))
+                sent.increment()
+            }
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(sent.value == 1, "the second send waits while 20 bytes are queued")
+        #expect(await output.next() == ByteBuffer(string: "0123456789"))
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(sent.value == 2)
+        output.consumerStopped()
+        await sender.value
+        #expect(sent.value == 5, "a reader that left never holds the sender")
+        #expect(output.queuedBytes == 0)
+    }
+
+    /// A client that reads nothing of a long stream: the gateway stops reading the provider once a bounded amount
+    /// waits for the client, so the stream makes no progress and ends at the provider's idle timeout (504 in the
+    /// log) instead of being read whole into memory.
+    @Test func aClientThatStopsReadingHoldsBackTheProviderNotTheGatewaysMemory() async throws {
+        let content = String(repeating: "a", count: 8000)
+        let event = #"data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"\#(content)"},"finish_reason":null}]}"# + "\n\n"
+        let parts = [ScriptedHTTPServer.chunkedHead] + Array(repeating: ScriptedHTTPServer.chunk(event), count: 3000)
+            + [ScriptedHTTPServer.chunk("data: [DONE]\n\n"), "0\r\n\r\n"]
+        let server = try await ScriptedHTTPServer { _, _ in .parts(parts) }
+        let port = server.port
+        try await GatewayHarness.with(configure: { Self.hostile(&$0, port: port) }) { gateway in
+            let client = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelOption(ChannelOptions.autoRead, value: false)
+                .connect(host: "127.0.0.1", port: gateway.port).get()
+            let body = #"{"model":"hostile-model","stream":true,"messages":[{"role":"user","content":"hi"}]}"#
+            try await client.writeAndFlush(ByteBuffer(string:
+                "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(GatewayHarness.clientKey)\r\n"
+                + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body)).get()
+            let row = try #require(try await gateway.records.waitFor(1, timeout: .seconds(15)).first)
+            #expect(row.statusCode == 504, "\(row.statusCode) \(row.errorMessage ?? "")")
+            #expect(row.errorMessage?.contains("idle") == true)
+            try? await client.close()
+        }
+        await server.close()
+    }
+}
+
+/// A counter tests can read while a task bumps it.
+final class ManagedAtomicCounter: Sendable {
+    private let count = NIOLockedValueBox(0)
+    func increment() { count.withLockedValue { $0 += 1 } }
+    var value: Int { count.withLockedValue { $0 } }
 }

@@ -45,12 +45,23 @@ public struct StreamAssembler: Sendable {
     private var choices: [Int: Choice] = [:]
     private var done = false
     private var broken = false
+    /// Bytes of the payloads seen: past `maximumBytes` the answer is not assembled (nor cached).
+    private var seenBytes = 0
+    /// The largest streamed answer assembled for the cache, as for a non-streamed answer.
+    public static let maximumBytes = UpstreamProxy.maximumResponseBytes
 
     public init() {}
 
     /// Consumes one `data:` payload (a chunk, an error object or `[DONE]`). Payloads after `[DONE]` are ignored.
     public mutating func add(_ payload: String) {
         guard !done, !broken else { return }
+        seenBytes += payload.utf8.count
+        if seenBytes > Self.maximumBytes {
+            // Too large to keep: drop what was gathered so far, so memory stays bounded.
+            self = StreamAssembler()
+            broken = true
+            return
+        }
         if payload.utf8.elementsEqual("[DONE]".utf8) {
             done = true
             return

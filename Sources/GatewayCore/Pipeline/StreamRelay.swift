@@ -17,8 +17,8 @@ struct StreamRelay<Frames: StreamFrameEncoder>: Sendable {
     let requestedModel: String
     let includeUsage: Bool
     let logger: Logger
-    /// Where the client's response reads its bytes from.
-    let output: AsyncStream<ByteBuffer>.Continuation
+    /// Where the client's response reads its bytes from; sending waits while the client is behind.
+    let output: StreamOutput
     /// Writes the chunks as the client's dialect frames them.
     let frames: NIOLockedValueBox<Frames>
     /// Sees every payload handed to the client, in order (the cache assembles the answer from them).
@@ -45,12 +45,12 @@ struct StreamRelay<Frames: StreamFrameEncoder>: Sendable {
         // right after opening its stream can still be failed over without the client seeing anything.
         let pending = NIOLockedValueBox<[String]>([])
         let price = opened.model.price
-        let hand: @Sendable ([String], Bool) -> Void = { raw, final in
+        let hand: @Sendable ([String], Bool) async -> Void = { raw, final in
             let payloads = Self.addingCost(to: raw, price: price)
             if started.load(ordering: .relaxed) {
                 if !payloads.isEmpty {
                     observe?(payloads)
-                    output.yield(frames.withLockedValue { $0.frames(payloads) })
+                    await output.send(frames.withLockedValue { $0.frames(payloads) })
                 }
                 return
             }
@@ -62,7 +62,7 @@ struct StreamRelay<Frames: StreamFrameEncoder>: Sendable {
             started.store(true, ordering: .relaxed)
             onFirstPayload()
             observe?(held)
-            output.yield(frames.withLockedValue { $0.frames(held) })
+            await output.send(frames.withLockedValue { $0.frames(held) })
         }
         let reader = Task {
             var translator = opened.adapter.makeStreamTranslator(model: requestedModel, includeUsage: includeUsage)
@@ -71,12 +71,12 @@ struct StreamRelay<Frames: StreamFrameEncoder>: Sendable {
                 lastRead.store(StreamClock.nowNanoseconds(), ordering: .relaxed)
                 var payloads: [String] = []
                 for event in try parser.feed(chunk.readableBytesView) { payloads += try translator.consume(event) }
-                hand(payloads, false)
+                await hand(payloads, false)
             }
             var payloads: [String] = []
             for event in parser.finish() { payloads += try translator.consume(event) }
             payloads += try translator.finish()
-            hand(payloads, true)
+            await hand(payloads, true)
             return translator.usage
         }
         let watchdog = StreamWatchdog(
@@ -109,7 +109,7 @@ struct StreamRelay<Frames: StreamFrameEncoder>: Sendable {
             guard started.load(ordering: .relaxed) else { throw failure }
             logger.warning("stream failed after it started", metadata: ["provider": "\(provider.name)", "error": "\(failure.error.message)"])
             observe?([failure.error.envelope.serialized()])
-            output.yield(frames.withLockedValue { $0.errorFrame(failure.error) })
+            output.push(frames.withLockedValue { $0.errorFrame(failure.error) })
             return .failed(failure.error)
         }
     }

@@ -21,7 +21,7 @@ struct StreamedAnswer<Dialect: ClientDialect>: Sendable {
     @inline(never)
     func start(headers baseHeaders: HTTPFields, context: GatewayRequestContext) async throws -> Response {
         let chat = request
-        let (outputs, output) = AsyncStream<ByteBuffer>.makeStream()
+        let output = StreamOutput()
         let assembler: NIOLockedValueBox<StreamAssembler>? = ledger.storesAnswers ? NIOLockedValueBox(StreamAssembler()) : nil
         var configured = StreamRelay(
             requestedModel: chat.model, includeUsage: chat.includeUsage, logger: context.logger, output: output,
@@ -61,7 +61,7 @@ struct StreamedAnswer<Dialect: ClientDialect>: Sendable {
                         AnswerHeaders.stream(into: &headers)
                         headers[.latency] = String(elapsedMs)
                         headers[.trailer] = "X-Cost-USD"
-                        delivery.deliver(.success(Response(status: .ok, headers: headers, body: Self.body(outputs, cost: finalCost))))
+                        delivery.deliver(.success(Response(status: .ok, headers: headers, body: Self.body(output, cost: finalCost))))
                     }
                 } succeeded: { end in
                     if case .complete = end { return true }
@@ -98,7 +98,7 @@ struct StreamedAnswer<Dialect: ClientDialect>: Sendable {
             }
         }
         watch.start { exchange.cancel() }
-        output.onTermination = { _ in exchange.cancel() }
+        output.whenConsumerStops { exchange.cancel() }
         return try await withTaskCancellationHandler {
             try await delivery.wait()
         } onCancel: {
@@ -107,9 +107,10 @@ struct StreamedAnswer<Dialect: ClientDialect>: Sendable {
     }
 
     /// The stream's body; once it is complete, the cost follows as the `X-Cost-USD` trailer (when the model is priced).
-    private static func body(_ outputs: AsyncStream<ByteBuffer>, cost: NIOLockedValueBox<Double?>) -> ResponseBody {
+    private static func body(_ output: StreamOutput, cost: NIOLockedValueBox<Double?>) -> ResponseBody {
         ResponseBody { writer in
-            for await buffer in outputs { try await writer.write(buffer) }
+            defer { output.consumerStopped() }
+            while let buffer = await output.next() { try await writer.write(buffer) }
             var trailers: HTTPFields = [:]
             if let cost = cost.withLockedValue({ $0 }) { trailers[.cost] = CostFormat.usd(cost) }
             try await writer.finish(trailers.isEmpty ? nil : trailers)

@@ -18,6 +18,8 @@ public struct ServerSentEventParser: Sendable {
     private var event: String?
     private var dataLines: [String] = []
     private var hasData = false
+    /// Bytes of the pending event's data lines, bounded like a line.
+    private var dataBytes = 0
     private var lastWasCR = false
 
     /// Upper bound on one line, so a stream without newlines cannot exhaust memory.
@@ -35,9 +37,11 @@ public struct ServerSentEventParser: Sendable {
                     continue
                 }
                 endLine(into: &events)
+                try checkEventSize()
             } else if byte == 0x0D {
                 lastWasCR = true
                 endLine(into: &events)
+                try checkEventSize()
             } else {
                 lastWasCR = false
                 line.append(byte)
@@ -47,6 +51,13 @@ public struct ServerSentEventParser: Sendable {
             }
         }
         return events
+    }
+
+    /// An event's data is bounded like a line: a provider cannot make the gateway hold an endless event.
+    private func checkEventSize() throws(GatewayError) {
+        if dataBytes > Self.maximumLineBytes {
+            throw .badGateway("The provider sent a streamed event larger than \(Self.maximumLineBytes) bytes.")
+        }
     }
 
     /// Returns the event left pending when the stream ends without a final blank line.
@@ -61,6 +72,7 @@ public struct ServerSentEventParser: Sendable {
     private mutating func reset() {
         event = nil
         dataLines = []
+        dataBytes = 0
         hasData = false
     }
 
@@ -86,6 +98,7 @@ public struct ServerSentEventParser: Sendable {
         switch field {
         case "data":
             dataLines.append(value)
+            dataBytes += value.utf8.count + 1
             hasData = true
         case "event":
             event = value
