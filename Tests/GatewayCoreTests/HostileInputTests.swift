@@ -303,3 +303,23 @@ final class ManagedAtomicCounter: Sendable {
     func increment() { count.withLockedValue { $0 += 1 } }
     var value: Int { count.withLockedValue { $0 } }
 }
+
+extension HostileInputTests {
+    /// A reload that changes a TLS provider's URL or timers retires its AsyncHTTPClients; they are shut down once
+    /// the requests they may still carry have had their time, not kept until the process ends.
+    @Test func clientsRetiredByAReloadAreShutDown() async throws {
+        let clients = UpstreamClients(retiredClientGrace: .milliseconds(50))
+        var provider = ProviderConfig(name: "tls", type: .openai, baseURL: "https://one.example/v1", apiKey: "k")
+        provider.timeouts.total = .milliseconds(100)
+        var config = GatewayConfig()
+        config.providers = [provider]
+        clients.prepare(for: config)
+        #expect(clients.retiredClients == 0)
+        config.providers[0].baseURL = "https://two.example/v1"
+        clients.prepare(for: config)
+        #expect(clients.retiredClients > 0)
+        for _ in 0..<100 where clients.retiredClients > 0 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(clients.retiredClients == 0)
+        await clients.shutdown()
+    }
+}

@@ -53,9 +53,30 @@ public final class UpstreamClients: Sendable {
     private let loops: [any EventLoop]
     private let plainHTTP: PlainHTTPClient
 
-    public init(plainHTTP: PlainHTTPClient = .connectionPool) {
+    /// Added to a provider's total timeout before its retired AsyncHTTPClients are shut down.
+    let retiredClientGrace: Duration
+
+    public init(plainHTTP: PlainHTTPClient = .connectionPool, retiredClientGrace: Duration = .seconds(30)) {
         loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
         self.plainHTTP = plainHTTP
+        self.retiredClientGrace = retiredClientGrace
+    }
+
+    /// Clients replaced by a reload and not shut down yet.
+    var retiredClients: Int { state.withLockedValue { $0.retired.count } }
+
+    /// Shuts `clients` down after `delay`, and forgets them.
+    private func shutDownLater(_ clients: [HTTPClient], after delay: Duration) {
+        Task {
+            try? await Task.sleep(for: delay)
+            state.withLockedValue { state in
+                state.retired.removeAll { retired in
+                    guard case .asyncHTTPClient(let client) = retired else { return false }
+                    return clients.contains { $0 === client }
+                }
+            }
+            for client in clients { try? await client.shutdown() }
+        }
     }
 
     /// Makes (or keeps) a client for every provider in `config`.
@@ -109,6 +130,13 @@ public final class UpstreamClients: Sendable {
             if let old = state.active[provider.name] {
                 for case .pool(let pool) in old.clients { pool.retire() }
                 state.retired += old.clients
+                // A retired AsyncHTTPClient is shut down once every request it may still carry has had its time
+                // (the provider's total timeout); until then it finishes them.
+                let retiredHTTPClients = old.clients.compactMap { client -> HTTPClient? in
+                    if case .asyncHTTPClient(let client) = client { return client }
+                    return nil
+                }
+                if !retiredHTTPClients.isEmpty { shutDownLater(retiredHTTPClients, after: provider.timeouts.total + retiredClientGrace) }
             }
             let clients: [Client]
             if plainHTTP == .connectionPool, let target = UpstreamTarget(baseURL: provider.baseURL) {
