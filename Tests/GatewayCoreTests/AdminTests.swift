@@ -416,8 +416,11 @@ struct MetricsTests {
 
     static let tinyKey = "gw_tiny_limit_key_0123456789abcdefghijklmnopqr"
 
+    static let metricsToken = "metrics-token-0123456789"
+
     @Test func theExpositionParsesAndCountsWhatHappened() async throws {
         try await GatewayHarness.with(configure: { config in
+            config.metrics.token = Self.metricsToken
             config.cache.backend = .memory
             config.models["chain"] = ModelConfig(name: "chain", provider: "openai", upstream: "status-503", fallbacks: ["anthropic/claude-haiku-4-5"])
             config.models["busy"] = ModelConfig(name: "busy", provider: "openai", upstream: "status-429", fallbacks: [])
@@ -434,7 +437,7 @@ struct MetricsTests {
             #expect(try await gateway.post(json: ["model": "no-such-model", "messages": [["role": "user", "content": "x"]]]).status == 404)
             _ = try await gateway.records.waitFor(7)
 
-            let reply = try await gateway.get("/metrics", key: nil)
+            let reply = try await gateway.get("/metrics", key: Self.metricsToken)
             #expect(reply.status == 200)
             #expect(reply.header("content-type")?.hasPrefix("text/plain; version=0.0.4") == true)
             let (samples, types) = try Self.parse(reply.body)

@@ -2,6 +2,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import AsyncHTTPClient
 import Testing
 @testable import GatewayCore
 
@@ -321,5 +322,56 @@ extension HostileInputTests {
         for _ in 0..<100 where clients.retiredClients > 0 { try await Task.sleep(for: .milliseconds(20)) }
         #expect(clients.retiredClients == 0)
         await clients.shutdown()
+    }
+}
+
+extension HostileInputTests {
+    /// `/metrics` names keys, models and spend: on the API listener only with `metrics.token`, on its own listener
+    /// with `metrics.listen`; and a model the client made up is counted as `other`, never as a new series.
+    @Test func metricsAreServedOnlyWhereConfiguredAndLabelOnlyNamedModels() async throws {
+        let token = "metrics-token-abcdefghijklmnop"
+        let port = Int.random(in: 20_000..<30_000)
+        try await GatewayHarness.with { gateway in
+            let anonymous = try await gateway.get("/metrics", key: nil)
+            let keyed = try await gateway.get("/metrics", key: GatewayHarness.clientKey)
+            #expect(anonymous.status == 404 && keyed.status == 404)
+        }
+        try await GatewayHarness.with(configure: { config in
+            config.metrics.token = token
+            config.metrics.listenHost = "127.0.0.1"
+            config.metrics.listenPort = port
+        }) { gateway in
+            let anonymous = try await gateway.get("/metrics", key: nil)
+            let keyed = try await gateway.get("/metrics", key: GatewayHarness.clientKey)
+            #expect(anonymous.status == 401 && keyed.status == 401)
+            for made in ["openai/invented-\(UUID().uuidString)", "openai/another-one"] {
+                _ = try await gateway.post(json: ["model": .string(made), "messages": Self.hello])
+            }
+            _ = try await gateway.records.waitFor(2)
+            let scrape = try await gateway.get("/metrics", key: token)
+            #expect(scrape.status == 200)
+            #expect(scrape.body.contains(#"model="other""#))
+            #expect(!scrape.body.contains("invented-") && !scrape.body.contains("another-one"))
+        }
+        // `metrics.listen`: the listener `Gateway.run` starts beside the API's, serving `/metrics` without a key.
+        var config = GatewayConfig()
+        config.metrics.listenHost = "127.0.0.1"
+        config.metrics.listenPort = port
+        let daemon = try Gateway(config: config, logger: .init(label: "metrics-test"))
+        let app = try #require(daemon.makeMetricsApplication())
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.runService() }
+            var answered: HTTPClientResponse?
+            for _ in 0..<100 where answered == nil {
+                answered = try? await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(5))
+                if answered == nil { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            let response = try #require(answered)
+            #expect(response.status.code == 200)
+            let body = try await response.body.collect(upTo: 1 << 22)
+            #expect(String(buffer: body).contains("llm_gateway_config_generation"))
+            group.cancelAll()
+        }
+        await daemon.clients.shutdown()
     }
 }

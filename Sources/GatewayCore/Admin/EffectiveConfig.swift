@@ -77,6 +77,10 @@ enum EffectiveConfig {
                 "batch_size": .int(Int64(config.requestLog.batchSize)), "flush_interval": duration(config.requestLog.flushInterval),
             ],
             "postgres": ["url": .string(redactingCredentials(config.postgres.url)), "pool_size": .int(Int64(config.postgres.poolSize))],
+            "metrics": [
+                "listen": config.metrics.listenHost.map { host in .string("\(host):\(config.metrics.listenPort ?? 0)") } ?? .null,
+                "token": config.metrics.token == nil ? .null : redacted,
+            ],
             "logging": ["level": .string(config.logging.level)],
         ]
     }

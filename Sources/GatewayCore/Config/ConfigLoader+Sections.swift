@@ -43,6 +43,28 @@ extension ConfigLoader {
         return settings
     }
 
+    static func readMetrics(_ top: Section, _ reader: ConfigReader) -> MetricsSettings {
+        var settings = MetricsSettings()
+        guard let section = reader.section(top["metrics"], path: "metrics", known: ["listen", "token"]) else { return settings }
+        if let node = section["listen"], let text = reader.string(node, path: section.path("listen")) {
+            switch ListenAddress.parse(text) {
+            case .success(let address):
+                settings.listenHost = address.host
+                settings.listenPort = address.port
+            case .failure(let failure):
+                reader.error(failure.message, at: node, path: section.path("listen"))
+            }
+        }
+        if let node = section["token"], let token = reader.string(node, path: section.path("token"), allowEmpty: false) {
+            if token.utf8.count < 16 {
+                reader.error("must be at least 16 characters (it guards spend and key names)", at: node, path: section.path("token"))
+            } else {
+                settings.token = token
+            }
+        }
+        return settings
+    }
+
     static func readAdmin(_ top: Section, _ reader: ConfigReader) -> AdminSettings {
         var settings = AdminSettings()
         guard let section = reader.section(top["admin"], path: "admin", known: ["socket", "mode"]) else { return settings }

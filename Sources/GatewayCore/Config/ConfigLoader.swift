@@ -84,7 +84,7 @@ public enum ConfigLoader {
 
     static let sections = [
         "server", "admin", "logging", "providers", "models", "keys",
-        "cache", "rate_limits", "redis", "request_log", "postgres",
+        "cache", "rate_limits", "redis", "request_log", "postgres", "metrics",
     ]
 
     private static func readConfig(_ root: Node?, _ reader: ConfigReader) -> GatewayConfig {
@@ -93,6 +93,7 @@ public enum ConfigLoader {
         config.server = readServer(top, reader)
         config.admin = readAdmin(top, reader)
         config.logging = readLogging(top, reader)
+        config.metrics = readMetrics(top, reader)
         config.providers = readProviders(top, reader)
         config.models = readModels(top, providers: config.providers, reader)
         checkFallbacks(top, config: config, reader)

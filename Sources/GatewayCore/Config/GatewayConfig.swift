@@ -24,6 +24,8 @@ public struct GatewayConfig: Sendable {
     public var postgres = PostgresSettings()
     /// Log settings of the daemon itself.
     public var logging = LoggingSettings()
+    /// Where Prometheus reads `/metrics` besides the admin socket.
+    public var metrics = MetricsSettings()
 
     public init() {}
 
@@ -50,6 +52,17 @@ public struct ServerSettings: Sendable, Equatable {
     public var headerTimeout: Duration = .seconds(10)
     /// Connections open at once; beyond it the listener stops accepting until one closes.
     public var maxConnections = 4096
+    public init() {}
+}
+
+/// `metrics:`: where `/metrics` is served besides the admin socket, which always has it. With neither setting
+/// the API listener does not serve it: its series name keys, models and spend.
+public struct MetricsSettings: Sendable, Equatable {
+    /// A listener of its own that serves only `/metrics`, without a key.
+    public var listenHost: String?
+    public var listenPort: Int?
+    /// Serves `/metrics` on the API listener to `Authorization: Bearer <token>`.
+    public var token: String?
     public init() {}
 }
 

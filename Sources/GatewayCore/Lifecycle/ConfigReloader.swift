@@ -99,6 +99,9 @@ public final class ConfigReloader: Sendable {
         if old.config.server.idleTimeout != config.server.idleTimeout { restartRequired.append("server.idle_timeout") }
         if old.config.server.headerTimeout != config.server.headerTimeout { restartRequired.append("server.header_timeout") }
         if old.config.server.maxConnections != config.server.maxConnections { restartRequired.append("server.max_connections") }
+        if old.config.metrics.listenHost != config.metrics.listenHost || old.config.metrics.listenPort != config.metrics.listenPort {
+            restartRequired.append("metrics.listen")
+        }
         if old.config.admin.socket != config.admin.socket { restartRequired.append("admin.socket") }
         if old.config.admin.mode != config.admin.mode { restartRequired.append("admin.mode") }
         restartRequired += Stores.restartRequired(from: old.config, to: config)

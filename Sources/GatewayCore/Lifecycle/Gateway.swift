@@ -27,7 +27,7 @@ public final class Gateway: Sendable {
     /// Where request-log rows go; nil when the log is off.
     public let requestLog: (any RequestRecordSink)?
     /// Prometheus metrics.
-    public let metrics = GatewayMetrics()
+    public let metrics: GatewayMetrics
     /// What each key used since start.
     public let keyUsage = KeyUsage()
     /// Every request's record goes to the metrics, the key usage and the request log.
@@ -58,7 +58,9 @@ public final class Gateway: Sendable {
         plainHTTP: UpstreamClients.PlainHTTPClient = .connectionPool
     ) throws {
         self.requestLog = requestLog
-        self.store = ConfigStore(ConfigSnapshot(config: config, sourceSHA256: sourceSHA256))
+        let store = ConfigStore(ConfigSnapshot(config: config, sourceSHA256: sourceSHA256))
+        self.store = store
+        self.metrics = GatewayMetrics(isNamedModel: { store.snapshot.models.isNamed($0) })
         self.clients = UpstreamClients(plainHTTP: plainHTTP)
         self.stores = try Stores(config: config, logger: logger)
         self.logger = logger
@@ -80,7 +82,16 @@ public final class Gateway: Sendable {
         let health = HealthRoutes(readiness: readiness)
         router.get("healthz", use: health.healthz)
         router.get("readyz", use: health.readyz)
-        router.get("metrics") { [self] _, _ in Response.metrics(metrics.exposition(for: self)) }
+        // On the API listener only for a client holding `metrics.token` (key names, models and spend are in it).
+        router.get("metrics") { [self] request, context in
+            guard let token = context.snapshot?.config.metrics.token else {
+                throw GatewayError.notFound("Unknown request URL: GET /metrics.", code: "unknown_url")
+            }
+            guard let given = request.headers[.authorization], MetricsAccess.bearer(given, matches: token) else {
+                throw GatewayError.unauthorized("GET /metrics needs 'Authorization: Bearer <metrics.token>'.")
+            }
+            return Response.metrics(metrics.exposition(for: self))
+        }
         let chain = UpstreamChain(proxy: UpstreamProxy(clients: clients), breakers: breakers, load: load)
         let chat = ChatPipeline(dialect: openAIChat, chain: chain, stores: stores, sink: records, metrics: metrics)
         let models = ModelsRoute()
@@ -115,6 +126,16 @@ public final class Gateway: Sendable {
             logger: logger)
     }
 
+    /// The listener of `metrics.listen`, serving only `/metrics` without a key; nil when it is not set.
+    func makeMetricsApplication() -> (some ApplicationProtocol)? {
+        let settings = store.snapshot.config.metrics
+        guard let host = settings.listenHost, let port = settings.listenPort else { return nil as Application<RouterResponder<BasicRequestContext>>? }
+        let router = Router()
+        router.get("metrics") { [self] _, _ in Response.metrics(metrics.exposition(for: self)) }
+        return Application(
+            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "llm-gateway"), logger: logger)
+    }
+
     /// Runs until SIGTERM or SIGINT, then lets requests in flight finish for up to `server.drain_timeout` and stops.
     /// - Parameters:
     ///   - configPath: the file SIGHUP reloads; nil ignores SIGHUP.
@@ -130,6 +151,7 @@ public final class Gateway: Sendable {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let log = requestLog as? RequestLog { services.append(.init(service: log)) }
         services.append(.init(service: app))
+        if let metricsApp = makeMetricsApplication() { services.append(.init(service: metricsApp)) }
         services.append(.init(service: AdminServer.application(gateway: self, reloader: reloader)))
         if let reloader {
             services.append(.init(service: ReloadOnSignal(reloader: reloader)))

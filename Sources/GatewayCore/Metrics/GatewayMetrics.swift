@@ -57,7 +57,13 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
     private let counters = NIOLockedValueBox<[SeriesKey: Counter]>([:])
     private let histograms = NIOLockedValueBox<[SeriesKey: DurationHistogram]>([:])
 
-    public init() {
+    /// Whether a model name is one the configuration names, so it may be a label value.
+    private let isNamedModel: @Sendable (String) -> Bool
+
+    /// - Parameter isNamedModel: whether a requested model is a configured or catalog name; any other (a
+    ///   `provider/model` the client chose) is counted under `other`, so clients cannot make series without end.
+    public init(isNamedModel: @escaping @Sendable (String) -> Bool = { _ in true }) {
+        self.isNamedModel = isNamedModel
         // Register the families without labels up front, so a scrape shows them before the first event.
         _ = registry.makeGauge(descriptor: Self.generation)
     }
@@ -66,7 +72,7 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
 
     /// Counts one finished request.
     public func record(_ record: RequestRecord) {
-        let model = record.provider == nil ? "" : (record.model ?? "")
+        let model = record.provider == nil ? "" : record.model.map { isNamedModel($0) ? $0 : "other" } ?? ""
         let provider = record.provider ?? ""
         let status = String(record.statusCode)
         cached(counters, SeriesKey(family: .requests, first: model, second: provider, third: status)) {

@@ -84,6 +84,9 @@ public struct ModelTable: Sendable {
             price: catalog?.providerType == provider.type ? catalog?.price : nil, fallbacks: [])
     }
 
+    /// Whether `name` is a configured or catalog model's name (not a `provider/model` the client made up).
+    public func isNamed(_ name: String) -> Bool { models[name] != nil }
+
     /// The provider called `name`.
     public func provider(named name: String) -> ProviderConfig? { providers[name] }
 
