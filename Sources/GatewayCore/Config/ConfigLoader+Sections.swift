@@ -10,14 +10,9 @@ extension ConfigLoader {
         guard let section = reader.section(top["server"], path: "server", known: ["listen", "max_body_bytes", "drain_timeout", "idle_timeout", "header_timeout", "max_connections"]) else {
             return settings
         }
-        if let node = section["listen"], let text = reader.string(node, path: section.path("listen")) {
-            switch ListenAddress.parse(text) {
-            case .success(let address):
-                settings.host = address.host
-                settings.port = address.port
-            case .failure(let failure):
-                reader.error(failure.message, at: node, path: section.path("listen"))
-            }
+        if let address = readListen(section, reader) {
+            settings.host = address.host
+            settings.port = address.port
         }
         if let node = section["max_body_bytes"], let bytes = reader.size(node, path: section.path("max_body_bytes")) {
             if bytes == 0 {
@@ -43,17 +38,24 @@ extension ConfigLoader {
         return settings
     }
 
+    /// A section's `listen` address; nil (with the problem reported) when absent or invalid.
+    static func readListen(_ section: Section, _ reader: ConfigReader) -> (host: String, port: Int)? {
+        guard let node = section["listen"], let text = reader.string(node, path: section.path("listen")) else { return nil }
+        switch ListenAddress.parse(text) {
+        case .success(let address):
+            return (address.host, address.port)
+        case .failure(let failure):
+            reader.error(failure.message, at: node, path: section.path("listen"))
+            return nil
+        }
+    }
+
     static func readMetrics(_ top: Section, _ reader: ConfigReader) -> MetricsSettings {
         var settings = MetricsSettings()
         guard let section = reader.section(top["metrics"], path: "metrics", known: ["listen", "token"]) else { return settings }
-        if let node = section["listen"], let text = reader.string(node, path: section.path("listen")) {
-            switch ListenAddress.parse(text) {
-            case .success(let address):
-                settings.listenHost = address.host
-                settings.listenPort = address.port
-            case .failure(let failure):
-                reader.error(failure.message, at: node, path: section.path("listen"))
-            }
+        if let address = readListen(section, reader) {
+            settings.listenHost = address.host
+            settings.listenPort = address.port
         }
         if let node = section["token"], let token = reader.string(node, path: section.path("token"), allowEmpty: false) {
             if token.utf8.count < 16 {
