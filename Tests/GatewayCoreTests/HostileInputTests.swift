@@ -375,3 +375,24 @@ extension HostileInputTests {
         await daemon.clients.shutdown()
     }
 }
+
+extension HostileInputTests {
+    /// Refused before its body is read (no key, a declared length over the limit, an unknown path), a request's
+    /// connection is closed after the answer: the gateway never reads, without limit, a body it has refused.
+    @Test(arguments: [
+        ("POST /v1/chat/completions", "Bearer gw_wrong_key_0123456789abcdefghijklmn", "100000000", "401"),
+        ("POST /v1/chat/completions", "Bearer \(GatewayHarness.clientKey)", "100000000", "413"),
+        ("POST /v1/no-such-path", "Bearer \(GatewayHarness.clientKey)", "100000000", "404"),
+    ])
+    func aRefusedUploadIsNotReadToItsEnd(line: String, authorization: String, length: String, status: String) async throws {
+        try await GatewayHarness.with { gateway in
+            let started = ContinuousClock.now
+            let answer = try await gateway.raw(
+                "\(line) HTTP/1.1\r\nHost: x\r\nAuthorization: \(authorization)\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: \(length)\r\n\r\n{\"model\":")
+            #expect(answer.hasPrefix("HTTP/1.1 \(status)"), "\(answer.prefix(120))")
+            #expect(answer.lowercased().contains("connection: close"))
+            #expect(ContinuousClock.now - started < .seconds(5), "the gateway closed the connection instead of waiting for the body")
+        }
+    }
+}

@@ -1,6 +1,7 @@
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOCore
 import NIOPosix
 
 extension HTTPField.Name {
@@ -113,8 +114,48 @@ public struct ErrorEnvelopeMiddleware: RouterMiddleware {
             response.headers[.latency] = String(context.elapsedMilliseconds)
             response.headers[.cost] = CostFormat.usd(0)
             if let attempts = (error as? GatewayError)?.attempts { response.headers[.attempts] = String(attempts) }
+            if Self.leavesBodyUnread(error, request: request), let channel = context.channel {
+                return Self.closingAfterwards(response, channel: channel)
+            }
             return response
         }
+    }
+
+    /// Codes of the refusals made before a request's body is read (no key, unknown path or method, a declared
+    /// length over the limit, or the limit reached while reading).
+    static let refusedBeforeTheBody: Set<String> = ["invalid_api_key", "unknown_url", "method_not_allowed", "request_too_large"]
+
+    /// Whether `error` refused the request before reading a body it declares: answered, the rest of the body would be
+    /// read and thrown away, without limit, to keep the connection.
+    static func leavesBodyUnread(_ error: any Error, request: Request) -> Bool {
+        let code: String?
+        switch error {
+        case let error as GatewayError: code = error.code
+        case let error as any HTTPResponseError:
+            switch error.status {
+            case .contentTooLarge: code = "request_too_large"
+            case .notFound: code = "unknown_url"
+            case .methodNotAllowed: code = "method_not_allowed"
+            default: code = nil
+            }
+        default: code = nil
+        }
+        guard let code, refusedBeforeTheBody.contains(code) else { return false }
+        let declared = request.headers[.contentLength].flatMap(Int.init) ?? 0
+        return declared > 0 || request.headers[.transferEncoding] != nil
+    }
+
+    /// `response` with `Connection: close`, the connection closed once it is written: the unread body is not read.
+    static func closingAfterwards(_ response: Response, channel: any Channel) -> Response {
+        var headers = response.headers
+        headers[.connection] = "close"
+        let body = response.body
+        return Response(
+            status: response.status, headers: headers,
+            body: ResponseBody { writer in
+                try await body.write(writer)
+                channel.close(promise: nil)
+            })
     }
 
     /// The dialect's error envelope for `error`, with its status.
