@@ -396,3 +396,20 @@ extension HostileInputTests {
         }
     }
 }
+
+extension HostileInputTests {
+    @Test func theRequestLogsRowsAreCountedByStateInTheMetrics() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("log-metrics-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try await SQLiteRequestLogStore(path: folder + "/requests.db", logger: .init(label: "t"))
+        let log = RequestLog(store: store, spoolPath: folder + "/requests.spool", batchSize: 10, flushInterval: .seconds(60), logger: .init(label: "t"))
+        log.record(RequestRecord(requestID: "req_1", createdAtMicros: 1, statusCode: 200))
+        await log.flush()
+        let gateway = try Gateway(config: GatewayConfig(), logger: .init(label: "t"), requestLog: log)
+        let text = String(decoding: gateway.metrics.exposition(for: gateway), as: UTF8.self)
+        #expect(text.contains(#"llm_gateway_request_log_rows{state="written"} 1"#))
+        #expect(text.contains(#"llm_gateway_request_log_rows{state="rejected"} 0"#))
+        await gateway.clients.shutdown()
+        await store.close()
+    }
+}

@@ -36,6 +36,8 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
     nonisolated(unsafe) static let reloads = name("config_reloads", "total", "Configuration reloads by result: applied, unchanged, refused.")
     nonisolated(unsafe) static let generation = name("config_generation", "", "The configuration generation in force.")
     nonisolated(unsafe) static let backendErrors = name("backend_errors", "total", "Failed calls to a shared backend (redis cache, redis rate limiter), by backend.")
+    nonisolated(unsafe) static let logRows = name(
+        "request_log_rows", "", "Request-log rows since start, by state: written, spooled, rejected (refused by the database for their values, kept in the rejected-rows file), dropped.")
 
     /// Backend failures already counted, by backend: the outage logs keep running totals.
     private let countedBackendErrors = NIOLockedValueBox<[String: Int]>([:])
@@ -162,6 +164,11 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
             }
             let counter = registry.makeCounter(descriptor: Self.backendErrors, labels: [("backend", backend)])
             if new > 0 { counter.increment(by: Int64(new)) }
+        }
+        if let log = gateway.requestLog as? RequestLog {
+            for (state, count) in [("written", log.written), ("spooled", log.spooled), ("rejected", log.rejected), ("dropped", log.dropped)] {
+                registry.makeGauge(descriptor: Self.logRows, labels: [("state", state)]).set(Double(count))
+            }
         }
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 * 1024)
