@@ -93,17 +93,27 @@ final class StreamOutput: Sendable {
         if let buffer { return buffer }
         if done { return nil }
         return await withCheckedContinuation { (continuation: CheckedContinuation<ByteBuffer?, Never>) in
-            let ready: (ByteBuffer?, Bool)? = state.withLockedValue { state in
+            // Checked again under the lock: a chunk (maybe one larger than `limit`, whose sender now waits) or the end
+            // may have come since.
+            let ready: (buffer: ByteBuffer?, sender: CheckedContinuation<Void, Never>?)? = state.withLockedValue { state in
                 if !state.queued.isEmpty {
                     let buffer = state.queued.removeFirst()
                     state.bytes -= buffer.readableBytes
-                    return (buffer, true)
+                    var sender: CheckedContinuation<Void, Never>?
+                    if state.bytes <= limit {
+                        sender = state.waitingSender
+                        state.waitingSender = nil
+                    }
+                    return (buffer, sender)
                 }
-                if state.finished { return (nil, true) }
+                if state.finished { return (nil, nil) }
                 state.waitingReader = continuation
                 return nil
             }
-            if let (buffer, _) = ready { continuation.resume(returning: buffer) }
+            if let ready {
+                ready.sender?.resume()
+                continuation.resume(returning: ready.buffer)
+            }
         }
     }
 
