@@ -413,3 +413,19 @@ extension HostileInputTests {
         await store.close()
     }
 }
+
+extension HostileInputTests {
+    @Test func aModelNameThatIsNoNameIsRefusedAndNeverRepeated() async throws {
+        try await GatewayHarness.with { gateway in
+            for model in ["gpt-4o-mini\nX-Injected: 1", String(repeating: "m", count: 20_000)] {
+                let reply = try await gateway.post(json: ["model": .string(model), "messages": Self.hello])
+                #expect(reply.status == 400 && reply.json?["error"]?["param"] == "model")
+                #expect(!reply.body.contains("X-Injected") && !reply.body.contains("mmmmmmmmmm"))
+            }
+            let long = try await gateway.get("/v1/models/" + String(repeating: "q", count: 2_000))
+            #expect(long.status == 404 && !long.body.contains("qqqqqqqqqq"))
+            let plain = try await gateway.get("/v1/models/no-such-model")
+            #expect(plain.body.contains("'no-such-model'"))
+        }
+    }
+}

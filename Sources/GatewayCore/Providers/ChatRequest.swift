@@ -8,6 +8,12 @@ public struct ChatRequest: Sendable {
     public var model: String
     /// The longest model name a request may give, in UTF-8 bytes.
     public static let longestModelName = 256
+
+    /// Whether `name` could be a model's: at most `longestModelName` bytes, no control characters. Anything else is
+    /// never written into an error message or a log line.
+    public static func isPlausibleModelName(_ name: String) -> Bool {
+        name.utf8.count <= longestModelName && !name.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
+    }
     /// `messages`, each an object with a valid role.
     public var messages: [[String: JSON]]
     /// `stream`.
@@ -48,7 +54,7 @@ public struct ChatRequest: Sendable {
         }
         // The model name reaches error messages, log lines, metrics and the request log: a name no model has (over
         // 256 bytes, or with a control character such as a newline) is refused here, and never repeated back.
-        guard model.utf8.count <= Self.longestModelName, !model.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+        guard Self.isPlausibleModelName(model) else {
             throw .invalidRequest(
                 "Invalid 'model': a model name is at most \(Self.longestModelName) bytes, without control characters.", param: "model",
                 code: "invalid_value")

@@ -18,7 +18,8 @@ public struct ModelsRoute: Sendable {
         guard let snapshot = context.snapshot, let key = context.key else { throw GatewayError.unauthorized("Missing API key.") }
         let name = context.parameters.getCatchAll().joined(separator: "/")
         guard let model = snapshot.models.resolve(name), model.provider.isEnabled, key.allows(model: name) else {
-            throw GatewayError.notFound("The model '\(name)' does not exist or your key cannot use it.", param: "model", code: "model_not_found")
+            let shown = ChatRequest.isPlausibleModelName(name) ? "model '\(name)'" : "requested model"
+            throw GatewayError.notFound("The \(shown) does not exist or your key cannot use it.", param: "model", code: "model_not_found")
         }
         return .json(Self.entry(model))
     }
