@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOPosix
 import Testing
@@ -30,15 +31,59 @@ struct ConnectionLimitTests {
         return false
     }
 
+    /// A thousand sockets opened without a request, from a process of their own against the daemon binary (so
+    /// this test process holds no more than a few descriptors: Foundation's `Process.run` crashes when a process
+    /// that spawns has descriptors past 1024 open, and other suites spawn servers meanwhile).
+    static let idleOpener = """
+        import selectors, socket, sys, time
+        port, count = int(sys.argv[1]), int(sys.argv[2])
+        sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+        print("open", flush=True)
+        sys.stdin.readline()
+        selector = selectors.DefaultSelector()
+        for sock in sockets:
+            selector.register(sock, selectors.EVENT_READ)
+        closed, deadline = 0, time.time() + 30
+        while closed < count and time.time() < deadline:
+            for key, _ in selector.select(timeout=0.5):
+                if key.fileobj.recv(1024) == b"":
+                    selector.unregister(key.fileobj)
+                    closed += 1
+        print("closed", closed, flush=True)
+        """
+
     @Test func aThousandIdleConnectionsLeaveKeyedClientsAnsweredAndAreClosed() async throws {
-        try await GatewayHarness.with(configure: { config in
-            config.server.headerTimeout = .seconds(2)
-        }) { gateway in
-            let idle = try await Self.openIdle(1000, port: gateway.port)
-            let reply = try await gateway.post(json: Self.hello)
+        try await GatewayHarness.with { fakes in
+            let upstream = fakes.openai.baseURL(port: fakes.fakePorts[.openai]!)
+            let daemon = try await DaemonProcess { port in
+                """
+                server: {listen: "127.0.0.1:\(port)", header_timeout: 2s}
+                providers:
+                  openai: {type: openai, base_url: "\(upstream)", api_key: "\(fakes.openai.key)"}
+                keys:
+                  - {name: ops, sha256: \(KeyHash.sha256Hex(GatewayHarness.clientKey))}
+                request_log: {backend: off}
+                """
+            }
+            let opener = Process()
+            opener.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            opener.arguments = ["python3", "-c", Self.idleOpener, String(daemon.port), "1000"]
+            let input = Pipe(), output = Pipe()
+            opener.standardInput = input
+            opener.standardOutput = output
+            try opener.run()
+            let lines = output.fileHandleForReading
+            #expect(String(decoding: lines.availableData, as: UTF8.self).hasPrefix("open"))
+            let api = GatewayHarness(
+                port: daemon.port, openai: fakes.openai, anthropic: fakes.anthropic, gemini: fakes.gemini, fakePorts: fakes.fakePorts,
+                config: fakes.config, records: fakes.records)
+            let reply = try await api.post(json: Self.hello)
             #expect(reply.status == 200)
-            #expect(await Self.allClosed(idle, within: .seconds(20)), "the gateway closes connections that never send a request")
-            for channel in idle { try? await channel.close() }
+            input.fileHandleForWriting.write(Data("go\n".utf8))
+            let report = String(decoding: lines.readDataToEndOfFile(), as: UTF8.self)
+            opener.waitUntilExit()
+            #expect(report.contains("closed 1000"), "the gateway closes connections that never send a request: \(report)")
+            #expect(await daemon.stop() == 0)
         }
     }
 
