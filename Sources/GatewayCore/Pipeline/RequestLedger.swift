@@ -30,14 +30,15 @@ final class RequestLedger: Sendable {
     private struct State {
         var tickets: [any AdmissionTicket] = []
         var cacheQuery: AnswerCache.Query?
+        var settled = false
     }
 
     /// The request's record, filled in as it goes; nil where nothing is recorded.
     let outcome: RequestOutcome?
     private let cache: AnswerCache
     private let logger: Logger
+    /// One lock for the tickets, the query and the settled flag: a ledger is made for every request.
     private let state = NIOLockedValueBox(State())
-    private let settled = OnceFlag()
 
     init(outcome: RequestOutcome?, cache: AnswerCache, logger: Logger) {
         self.outcome = outcome
@@ -62,8 +63,12 @@ final class RequestLedger: Sendable {
 
     /// Runs every settlement step once; later calls do nothing.
     func settle(_ exit: Exit) async {
-        guard settled.take() else { return }
-        let (tickets, query) = state.withLockedValue { ($0.tickets, $0.cacheQuery) }
+        let taken: (tickets: [any AdmissionTicket], query: AnswerCache.Query?)? = state.withLockedValue { state in
+            guard !state.settled else { return nil }
+            state.settled = true
+            return (state.tickets, state.cacheQuery)
+        }
+        guard let (tickets, query) = taken else { return }
         let usage: Usage?
         let cost: Double?
         switch exit {

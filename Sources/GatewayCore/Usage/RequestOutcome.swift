@@ -106,6 +106,8 @@ enum Attribution {
 
     static func bounded(_ text: String?) -> String? {
         guard let text, !text.isEmpty else { return nil }
+        // At most as many characters as UTF-8 bytes: most texts are answered without counting characters.
+        guard text.utf8.count > maximumLength else { return text }
         return text.count > maximumLength ? String(text.prefix(maximumLength)) : text
     }
 }
