@@ -78,33 +78,21 @@ final class StreamOutput: Sendable {
 
     /// The next chunk for the client, or nil once the stream is finished and drained.
     func next() async -> ByteBuffer? {
-        let (buffer, sender, done): (ByteBuffer?, CheckedContinuation<Void, Never>?, Bool) = state.withLockedValue { state in
-            guard !state.queued.isEmpty else { return (nil, nil, state.finished) }
-            let buffer = state.queued.removeFirst()
-            state.bytes -= buffer.readableBytes
-            var sender: CheckedContinuation<Void, Never>?
-            if state.bytes <= limit {
-                sender = state.waitingSender
-                state.waitingSender = nil
-            }
-            return (buffer, sender, false)
+        let (taken, done): (Taken?, Bool) = state.withLockedValue { state in
+            state.queued.isEmpty ? (nil, state.finished) : (takeFirst(&state), false)
         }
-        sender?.resume()
-        if let buffer { return buffer }
+        if let taken {
+            taken.sender?.resume()
+            return taken.buffer
+        }
         if done { return nil }
         return await withCheckedContinuation { (continuation: CheckedContinuation<ByteBuffer?, Never>) in
             // Checked again under the lock: a chunk (maybe one larger than `limit`, whose sender now waits) or the end
             // may have come since.
             let ready: (buffer: ByteBuffer?, sender: CheckedContinuation<Void, Never>?)? = state.withLockedValue { state in
                 if !state.queued.isEmpty {
-                    let buffer = state.queued.removeFirst()
-                    state.bytes -= buffer.readableBytes
-                    var sender: CheckedContinuation<Void, Never>?
-                    if state.bytes <= limit {
-                        sender = state.waitingSender
-                        state.waitingSender = nil
-                    }
-                    return (buffer, sender)
+                    let taken = takeFirst(&state)
+                    return (taken.buffer, taken.sender)
                 }
                 if state.finished { return (nil, nil) }
                 state.waitingReader = continuation
@@ -115,6 +103,21 @@ final class StreamOutput: Sendable {
                 continuation.resume(returning: ready.buffer)
             }
         }
+    }
+
+    /// A chunk taken from the queue, and the sender to release when the queue is back within `limit`.
+    private struct Taken {
+        var buffer: ByteBuffer
+        var sender: CheckedContinuation<Void, Never>?
+    }
+
+    /// Takes the first queued chunk (the queue must not be empty), under the lock.
+    private func takeFirst(_ state: inout State) -> Taken {
+        let buffer = state.queued.removeFirst()
+        state.bytes -= buffer.readableBytes
+        guard state.bytes <= limit else { return Taken(buffer: buffer, sender: nil) }
+        defer { state.waitingSender = nil }
+        return Taken(buffer: buffer, sender: state.waitingSender)
     }
 
     /// The client's side has stopped reading: drops what is queued, releases the sender, tells the owner once.
