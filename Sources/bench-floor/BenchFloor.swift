@@ -1,3 +1,4 @@
+import Foundation
 import GatewayCore
 import Hummingbird
 import NIOCore
@@ -27,7 +28,9 @@ enum BenchFloor {
         let upstream = Upstream(group: MultiThreadedEventLoopGroup.singleton, port: upstreamPort)
         switch arguments[1] {
         case "nio": try await serveWithNIO(port: port, upstream: upstream)
-        case "hummingbird": try await serveWithHummingbird(port: port, upstream: upstream)
+        case "hummingbird":
+            let placement = TaskPlacement.mode(fromEnvironment: ProcessInfo.processInfo.environment)
+            try await TaskPlacement.run(placement) { try await serveWithHummingbird(port: port, upstream: upstream) }
         default:
             print("bench-floor: the mode is nio or hummingbird")
             exit(2)
@@ -51,7 +54,6 @@ enum BenchFloor {
 
     /// A Hummingbird application with one route, `POST /v1/chat/completions`, that forwards.
     static func serveWithHummingbird(port: Int, upstream: Upstream) async throws {
-        TaskPlacement.runOnEventLoops()
         let router = Router()
         router.post("/v1/chat/completions") { request, _ -> Response in
             let body = try await request.body.collect(upTo: 1 << 20)

@@ -36,6 +36,7 @@ struct AdminRoutes: Sendable {
             "started_at": .string(UnixTime.iso8601(micros: gateway.startedAtMicros)),
             "ready": .bool(gateway.readiness.isReady),
             "tasks": .string(TaskPlacement.onEventLoops ? "event-loops" : "thread-pool"),
+            "task_placement": .string(TaskPlacement.current.rawValue),
             "task_jobs_queued": .int(Int64(TaskPlacement.jobsQueued)),
             "config": [
                 "path": reloader.map { .string($0.path) } ?? .null,

@@ -79,7 +79,7 @@ public final class SingleFlight<Value: Sendable>: Sendable {
                     var flight = Flight(id: flightID)
                     flight.waiters[waiterID] = (continuation, false)
                     // The task cannot finish before it is recorded: `finish` takes the lock held here.
-                    flight.task = Task {
+                    flight.task = Task(executorPreference: TaskPlacement.preferredExecutor) {
                         let result: Result<Value, any Error>
                         do {
                             result = .success(try await operation())

@@ -64,7 +64,7 @@ struct StreamRelay<Frames: StreamFrameEncoder>: Sendable {
             observe?(held)
             await output.send(frames.withLockedValue { $0.frames(held) })
         }
-        let reader = Task {
+        let reader = Task(executorPreference: TaskPlacement.preferredExecutor) {
             var translator = opened.adapter.makeStreamTranslator(model: requestedModel, includeUsage: includeUsage)
             var parser = ServerSentEventParser()
             for try await chunk in opened.response.body {

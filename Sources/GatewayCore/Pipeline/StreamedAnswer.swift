@@ -41,7 +41,7 @@ struct StreamedAnswer<Dialect: ClientDialect>: Sendable {
         let logger = context.logger
         let watch = DisconnectWatch(channel: context.channel)
         let startedAt = context.startedAt
-        let exchange = Task {
+        let exchange = Task(executorPreference: TaskPlacement.preferredExecutor) {
             defer {
                 watch.stop()
                 output.finish()

@@ -67,9 +67,9 @@ public final class UpstreamClients: Sendable {
 
     /// Shuts `clients` down after `delay`, and forgets them.
     private func shutDownLater(_ clients: [HTTPClient], after delay: Duration) {
-        Task {
+        Task(executorPreference: TaskPlacement.preferredExecutor) {
             try? await Task.sleep(for: delay)
-            state.withLockedValue { state in
+            self.state.withLockedValue { state in
                 state.retired.removeAll { retired in
                     guard case .asyncHTTPClient(let client) = retired else { return false }
                     return clients.contains { $0 === client }

@@ -96,7 +96,7 @@ final class RedisConnectionPool: Sendable {
         state.nextNumber += 1
         let promise = group.next().makePromise(of: RedisConnection.self)
         state.connecting[number] = promise.futureResult
-        Task { await connect(number: number, promise: promise) }
+        Task(executorPreference: TaskPlacement.preferredExecutor) { await self.connect(number: number, promise: promise) }
         return promise.futureResult
     }
 

@@ -29,7 +29,7 @@ func withAbandoningDeadline<Value: Sendable>(
     _ deadline: ContinuousClock.Instant, _ operation: @escaping @Sendable () async throws -> Value
 ) async throws -> Value {
     let outcome = OneShot<Value>()
-    let task = Task {
+    let task = Task(executorPreference: TaskPlacement.preferredExecutor) {
         do {
             outcome.deliver(.success(try await operation()))
         } catch {
@@ -60,7 +60,7 @@ func withOutsideCancellation<Value: Sendable>(
     operation: @escaping @Sendable () async throws -> Value
 ) async throws -> Value {
     let cancelled = ManagedAtomic(false)
-    let task = Task { try await operation() }
+    let task = Task(executorPreference: TaskPlacement.preferredExecutor) { try await operation() }
     let stop = start {
         cancelled.store(true, ordering: .relaxed)
         task.cancel()

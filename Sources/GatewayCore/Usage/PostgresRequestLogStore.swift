@@ -51,7 +51,7 @@ public final class PostgresRequestLogStore: RequestLogStore {
         self.client = client
         self.logger = logger
         self.operationTimeout = operationTimeout
-        self.runTask = Task { await client.run() }
+        self.runTask = Task(executorPreference: TaskPlacement.preferredExecutor) { await client.run() }
     }
 
     deinit {

@@ -120,7 +120,7 @@ public final class RequestLog: Service, RequestRecordSink {
         case .wake: wake.notify()
         case .spill(let records):
             // The caller is on an event loop: the spool's write and fsync go to the thread pool.
-            Task { await self.spoolOffLoop(records) }
+            Task(executorPreference: TaskPlacement.preferredExecutor) { await self.spoolOffLoop(records) }
         }
     }
 
