@@ -434,6 +434,10 @@ final class SwitchableStore: RequestLogStore, @unchecked Sendable {
         try await base.stats(sinceMicros: sinceMicros, by: dimension)
     }
 
+    func spend(sinceMicros: Int64) async throws -> [SpendRow] {
+        try await base.spend(sinceMicros: sinceMicros)
+    }
+
     func close() async { await base.close() }
 
     func refusesRows(_ error: any Error) -> Bool { base.refusesRows(error) }

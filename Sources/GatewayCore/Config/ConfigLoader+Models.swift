@@ -189,7 +189,7 @@ extension ConfigLoader {
 // MARK: - keys:
 
 extension ConfigLoader {
-    static let keyKeys = ["name", "sha256", "prefix", "models", "rate_limit", "cache"]
+    static let keyKeys = ["name", "sha256", "prefix", "models", "rate_limit", "cache", "budget"]
 
     static func readKeys(_ top: Section, _ reader: ConfigReader) -> [KeyConfig] {
         let keysNode = top.entries["keys"]?.value
@@ -257,12 +257,14 @@ extension ConfigLoader {
             }
             let rateLimit = section["rate_limit"].flatMap { readRateLimit($0, path: section.path("rate_limit"), reader) }
             let cache = section["cache"].flatMap { readKeyCache($0, path: section.path("cache"), reader) }
+            let budget = section["budget"].flatMap { readKeyBudget($0, keyName: name, path: section.path("budget"), reader) }
 
             guard let name, let sha256 else { continue }
             var key = KeyConfig(name: name, sha256: sha256, models: models)
             key.rateLimit = rateLimit
             key.prefix = prefix
             if let cache { key.cache = cache }
+            key.budget = budget
             keys.append(key)
         }
         return keys

@@ -85,6 +85,7 @@ public enum ConfigLoader {
     static let sections = [
         "server", "admin", "logging", "providers", "models", "keys",
         "cache", "rate_limits", "redis", "request_log", "postgres", "metrics",
+        "budgets", "budgets_on_backend_error",
     ]
 
     private static func readConfig(_ root: Node?, _ reader: ConfigReader) -> GatewayConfig {
@@ -103,6 +104,10 @@ public enum ConfigLoader {
         config.redis = readRedis(top, reader)
         config.requestLog = readRequestLog(top, reader)
         config.postgres = readPostgres(top, reader)
+        config.redisConfigured = top["redis"] != nil
+        config.budgets = readBudgets(top, reader)
+        config.budgetSettings = readBudgetSettings(top, reader)
+        checkBudgets(top, config: config, reader)
         return config
     }
 

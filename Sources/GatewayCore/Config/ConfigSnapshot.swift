@@ -16,6 +16,8 @@ public final class ConfigSnapshot: Sendable {
     public let generation: Int
     /// SHA-256 (hex) of the file the configuration was read from; nil when it was built in code.
     public let sourceSHA256: String?
+    /// Every budget, the keys' shorthands included (empty: the budget step costs nothing).
+    public let budgets: [BudgetConfig]
 
     public init(config: GatewayConfig, generation: Int = 1, sourceSHA256: String? = nil) {
         self.sourceSHA256 = sourceSHA256
@@ -24,6 +26,7 @@ public final class ConfigSnapshot: Sendable {
         var keys: [String: KeyConfig] = [:]
         for key in config.keys { keys[key.sha256.lowercased()] = key }
         self.keysByHash = keys
+        self.budgets = config.allBudgets
         self.generation = generation
     }
 

@@ -26,6 +26,15 @@ public struct GatewayConfig: Sendable {
     public var logging = LoggingSettings()
     /// Where Prometheus reads `/metrics` besides the admin socket.
     public var metrics = MetricsSettings()
+    /// Spending limits (`budgets:`), without the keys' `budget:` shorthands (`allBudgets` has both).
+    public var budgets: [BudgetConfig] = []
+    /// `budgets_on_backend_error`.
+    public var budgetSettings = BudgetSettings()
+    /// Whether the file has a `redis:` section: budgets then live in Redis, shared by the fleet.
+    public var redisConfigured = false
+
+    /// Every budget: `budgets:` and each key's `budget:` (named `key-<key name>`).
+    public var allBudgets: [BudgetConfig] { budgets + keys.compactMap(\.budget) }
 
     public init() {}
 
@@ -218,6 +227,8 @@ public struct KeyConfig: Sendable, Equatable {
     public var models: [String] = ["*"]
     public var rateLimit: RateLimit?
     public var cache = KeyCacheSettings()
+    /// The `budget:` shorthand, as the budget it stands for (`where: {key: <name>}`).
+    public var budget: BudgetConfig?
 
     public init(name: String, sha256: String, models: [String] = ["*"]) {
         self.name = name

@@ -113,6 +113,14 @@ public final class ConfigReloader: Sendable {
         gateway.stores.memoryCache?.resize(maxEntries: config.cache.maxEntries, maxBytes: config.cache.maxBytes)
         let generation = old.generation + 1
         gateway.store.replace(with: ConfigSnapshot(config: config, generation: generation, sourceSHA256: result.sourceSHA256))
+        // A budget the reload adds starts from the request log's spend in its window; one it keeps keeps its
+        // counters (they are named by the budget, not its limit); one it removes is no longer charged.
+        let oldNames = Set(old.budgets.map(\.name))
+        let added = config.allBudgets.filter { !oldNames.contains($0.name) }
+        if !added.isEmpty {
+            let gateway = self.gateway
+            Task(executorPreference: TaskPlacement.preferredExecutor) { await gateway.rebuildBudgets(added) }
+        }
         logger.notice("configuration reloaded", metadata: ["generation": "\(generation)", "config": "\(path)"])
         return outcome(.applied, restartRequired: restartRequired, generation: generation)
     }

@@ -52,17 +52,18 @@ public final class Gateway: Sendable {
     ///   - notifier: systemd notifications; the default sends none.
     ///   - logLevel: the control behind `logger`'s level, so reloads can change it.
     ///   - plainHTTP: the client for `http://` providers.
+    ///   - budgetEvents: where budget events go (the notification outbox).
     public init(
         config: GatewayConfig, logger: Logger, requestLog: (any RequestRecordSink)? = nil, sourceSHA256: String? = nil,
         notifier: SystemdNotifier = SystemdNotifier(environment: [:]), logLevel: LogLevelControl? = nil,
-        plainHTTP: UpstreamClients.PlainHTTPClient = .connectionPool
+        plainHTTP: UpstreamClients.PlainHTTPClient = .connectionPool, budgetEvents: @escaping BudgetAlerts.Publisher = { _ in }
     ) throws {
         self.requestLog = requestLog
         let store = ConfigStore(ConfigSnapshot(config: config, sourceSHA256: sourceSHA256))
         self.store = store
         self.metrics = GatewayMetrics(isNamedModel: { store.snapshot.models.isNamed($0) })
         self.clients = UpstreamClients(plainHTTP: plainHTTP)
-        self.stores = try Stores(config: config, logger: logger)
+        self.stores = try Stores(config: config, logger: logger, budgetEvents: budgetEvents)
         self.logger = logger
         self.notifier = notifier
         self.logLevel = logLevel
@@ -147,6 +148,7 @@ public final class Gateway: Sendable {
         let adminSocket = store.snapshot.config.admin.socket
         try AdminServer.prepare(path: adminSocket)
         readiness.expect(["api", "admin"])
+        await rebuildBudgets(store.snapshot.config.allBudgets)
         // Stores first: graceful shutdown walks services in reverse, so the server drains before the log flushes.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let log = requestLog as? RequestLog { services.append(.init(service: log)) }
@@ -171,6 +173,13 @@ public final class Gateway: Sendable {
         }
         await shutdownResources()
         unlink(adminSocket)
+    }
+
+    /// Seeds `budgets`' counters for their current windows from the request log (at start, and for the budgets a
+    /// reload adds), so a restart does not forget what was spent.
+    func rebuildBudgets(_ budgets: [BudgetConfig]) async {
+        guard !budgets.isEmpty, let log = requestLog as? RequestLog else { return }
+        await stores.budgets.rebuild(budgets, from: log.backingStore, logger: logger)
     }
 
     private func shutdownResources() async {

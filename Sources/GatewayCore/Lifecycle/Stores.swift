@@ -17,11 +17,16 @@ public final class Stores: Sendable {
     public let limiterOutage = OutageLog(name: "redis rate limiter")
     /// Identical concurrent misses share one upstream call.
     let flights = SingleFlight<SharedAnswer>()
+    /// Budget counters: in Redis when the file has a `redis:` section, else in memory.
+    public let budgets: BudgetBook
 
     /// Builds the backends `config` asks for.
     /// - Throws: `RedisError` when `redis.url` cannot be used.
-    public init(config: GatewayConfig, logger: Logger) throws {
-        let needsRedis = config.cache.backend == .redis || config.rateLimits.backend == .redis
+    public init(
+        config: GatewayConfig, logger: Logger, budgetEvents: @escaping BudgetAlerts.Publisher = { _ in },
+        budgetClock: @escaping @Sendable () -> Int64 = BudgetBook.systemClock
+    ) throws {
+        let needsRedis = config.cache.backend == .redis || config.rateLimits.backend == .redis || config.redisConfigured
         let redis: RedisClient?
         if needsRedis {
             let settings = config.redis
@@ -50,6 +55,12 @@ public final class Stores: Sendable {
         case .memory: limiter = MemoryRateLimiter()
         case .redis: limiter = RedisRateLimiter(client: redis!, prefix: config.redis.prefix)
         }
+        let alerts = BudgetAlerts(logger: logger, publisher: budgetEvents)
+        if config.redisConfigured, let redis {
+            budgets = BudgetBook(store: RedisBudgetStore(client: redis, prefix: config.redis.prefix), isShared: true, alerts: alerts, clock: budgetClock)
+        } else {
+            budgets = BudgetBook(store: MemoryBudgetStore(), isShared: false, alerts: alerts, clock: budgetClock)
+        }
     }
 
     /// Settings that only take effect at start-up and differ between `old` and `new`.
@@ -57,7 +68,7 @@ public final class Stores: Sendable {
         var changed: [String] = []
         if old.cache.backend != new.cache.backend { changed.append("cache.backend") }
         if old.rateLimits.backend != new.rateLimits.backend { changed.append("rate_limits.backend") }
-        if old.redis != new.redis { changed.append("redis") }
+        if old.redis != new.redis || old.redisConfigured != new.redisConfigured { changed.append("redis") }
         // The request log's writer and its database connections are made at start-up too.
         if old.requestLog != new.requestLog { changed.append("request_log") }
         if old.postgres != new.postgres { changed.append("postgres") }

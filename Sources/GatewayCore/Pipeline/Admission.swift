@@ -5,10 +5,20 @@ import Logging
 ///
 /// Each step's `admit` returns a ticket (nil when the step has nothing to hold for this request); the request's
 /// `RequestLedger` settles every ticket exactly once with the real usage and cost, whatever the exit. Rate limits
-/// are the first step; budgets come as the second.
+/// are the first step, budgets the second (`BudgetAdmission`).
 protocol AdmissionStep: Sendable {
-    /// Admits `request` or throws the refusal (an error the client sees, e.g. 429).
-    func admit(_ request: ChatRequest, key: KeyConfig, snapshot: ConfigSnapshot, logger: Logger) async throws -> (any AdmissionTicket)?
+    /// Admits the request or throws the refusal (an error the client sees, e.g. 429).
+    func admit(_ candidate: AdmissionCandidate) async throws -> (any AdmissionTicket)?
+}
+
+/// What an admission step judges: the request, who sent it, the model it resolved to.
+struct AdmissionCandidate: Sendable {
+    var request: ChatRequest
+    var key: KeyConfig
+    var snapshot: ConfigSnapshot
+    var model: ResolvedModel
+    var attribution: RequestAttribution
+    var logger: Logger
 }
 
 /// What an admission step holds for one request until it is settled.
@@ -21,6 +31,23 @@ protocol AdmissionTicket: Sendable {
     ///   - usage: the answer's usage; zero for a cache hit, nil when the request failed or was cancelled.
     ///   - costUSD: what the request cost; nil when unknown or unpriced.
     func settle(usage: Usage?, costUSD: Double?, logger: Logger) async
+
+    /// `settle(usage:costUSD:logger:)` knowing the provider that served (nil when none did): budgets filtered by
+    /// provider charge the one that served, not the one chosen before the call.
+    func settle(usage: Usage?, costUSD: Double?, servedBy provider: String?, logger: Logger) async
+}
+
+extension AdmissionTicket {
+    func settle(usage: Usage?, costUSD: Double?, servedBy provider: String?, logger: Logger) async {
+        await settle(usage: usage, costUSD: costUSD, logger: logger)
+    }
+}
+
+/// A refusal that carries headers of its own (`Retry-After`, the limit's state), answered as `error` in the
+/// client's envelope.
+protocol RefusalWithHeaders: Error {
+    var error: GatewayError { get }
+    var headers: HTTPFields { get }
 }
 
 /// The key's rate limits (`rate_limits`, `keys[].rate_limit`): requests and tokens per minute, tokens estimated
@@ -28,9 +55,10 @@ protocol AdmissionTicket: Sendable {
 struct RateLimitAdmission: AdmissionStep {
     let stores: Stores
 
-    func admit(_ request: ChatRequest, key: KeyConfig, snapshot: ConfigSnapshot, logger: Logger) async throws -> (any AdmissionTicket)? {
-        let gate = RateLimitGate(backend: stores.limiter, onBackendError: snapshot.config.rateLimits.onBackendError, outage: stores.limiterOutage)
-        guard let admission = try await gate.admit(key: key, request: request, logger: logger) else { return nil }
+    func admit(_ candidate: AdmissionCandidate) async throws -> (any AdmissionTicket)? {
+        let gate = RateLimitGate(
+            backend: stores.limiter, onBackendError: candidate.snapshot.config.rateLimits.onBackendError, outage: stores.limiterOutage)
+        guard let admission = try await gate.admit(key: candidate.key, request: candidate.request, logger: candidate.logger) else { return nil }
         return Ticket(gate: gate, admission: admission)
     }
 

@@ -28,7 +28,7 @@ public struct ChatPipeline<Dialect: ClientDialect>: Sendable {
     ///   - sink: where a stream's task writes its record when the stream ends.
     public init(dialect: Dialect, chain: UpstreamChain, stores: Stores, sink: (any RequestRecordSink)? = nil, metrics: GatewayMetrics? = nil) {
         self.dialect = dialect
-        self.admission = [RateLimitAdmission(stores: stores)]
+        self.admission = [RateLimitAdmission(stores: stores), BudgetAdmission(book: stores.budgets)]
         self.cache = AnswerCache(stores: stores)
         self.chain = chain
         self.sink = sink
@@ -42,15 +42,18 @@ public struct ChatPipeline<Dialect: ClientDialect>: Sendable {
         }
         let chat = try await decode(request, limit: snapshot.config.server.maxBodyBytes)
         let outcome = context.outcome
+        let attribution = Attribution.read(headers: request.headers, request: chat)
         outcome?.update { fields in
             fields.model = chat.model
             fields.stream = chat.stream
-            Attribution.apply(headers: request.headers, request: chat, to: &fields)
+            Attribution.apply(attribution, to: &fields)
         }
         let model = try Self.resolve(chat, key: key, in: snapshot)
         let ledger = RequestLedger(outcome: outcome, cache: cache, logger: context.logger)
         do {
-            var headers = try await admit(chat, key: key, snapshot: snapshot, into: ledger, logger: context.logger)
+            let candidate = AdmissionCandidate(
+                request: chat, key: key, snapshot: snapshot, model: model, attribution: attribution, logger: context.logger)
+            var headers = try await admit(candidate, into: ledger)
             let query = cache.query(for: chat, key: key, config: snapshot.config, cacheControl: request.headers[.cacheControl])
             if let hit = await cache.lookup(query) {
                 await ledger.settle(.cacheHit(hit))
@@ -103,12 +106,10 @@ public struct ChatPipeline<Dialect: ClientDialect>: Sendable {
     }
 
     /// Runs every admission step; returns the headers they add to the answer.
-    func admit(_ chat: ChatRequest, key: KeyConfig, snapshot: ConfigSnapshot, into ledger: RequestLedger, logger: Logger) async throws
-        -> HTTPFields
-    {
+    func admit(_ candidate: AdmissionCandidate, into ledger: RequestLedger) async throws -> HTTPFields {
         var headers: HTTPFields = [:]
         for step in admission {
-            guard let ticket = try await step.admit(chat, key: key, snapshot: snapshot, logger: logger) else { continue }
+            guard let ticket = try await step.admit(candidate) else { continue }
             ledger.hold(ticket)
             headers.append(contentsOf: ticket.headers)
         }

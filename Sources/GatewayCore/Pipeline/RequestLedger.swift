@@ -22,7 +22,7 @@ final class RequestLedger: Sendable {
         /// A complete answer, from this request's upstream call or shared with an identical one (`joined`).
         case answered(SharedAnswer, joined: Bool)
         /// A stream that ended well, with its usage and cost; `completion` is the answer assembled from it, to cache.
-        case streamed(usage: Usage?, costUSD: Double?, completion: CachedAnswer?)
+        case streamed(usage: Usage?, costUSD: Double?, completion: CachedAnswer?, provider: String? = nil)
         /// Refused after admission, failed, or the client left: nothing that is known was spent.
         case failed
     }
@@ -71,9 +71,11 @@ final class RequestLedger: Sendable {
         guard let (tickets, query) = taken else { return }
         let usage: Usage?
         let cost: Double?
+        var provider: String?
         switch exit {
         case .cacheHit(let hit):
             (usage, cost) = (Usage(), 0)
+            provider = hit.answer.provider
             outcome?.update { fields in
                 fields.cacheHit = true
                 fields.provider = hit.answer.provider
@@ -86,6 +88,7 @@ final class RequestLedger: Sendable {
             if let query, shared.storing.take() { await cache.store(shared.answer, for: query) }
             (usage, cost) = joined ? (Usage(), 0) : (shared.served.answer.usage, shared.costUSD)
             let served = shared.served
+            provider = served.model.provider.name
             outcome?.update { fields in
                 fields.served(by: served.model, original: served.original, attempts: joined ? 0 : served.attempts)
                 fields.usage = served.answer.usage
@@ -93,9 +96,10 @@ final class RequestLedger: Sendable {
                 fields.costUSD = cost
                 fields.savedCostUSD = joined ? shared.costUSD : nil
             }
-        case .streamed(let streamUsage, let streamCost, let completion):
+        case .streamed(let streamUsage, let streamCost, let completion, let servedBy):
             if let query, let completion { await cache.store(completion, for: query) }
             (usage, cost) = (streamUsage, streamCost)
+            provider = servedBy
             outcome?.update { fields in
                 fields.usage = streamUsage
                 fields.costUSD = streamCost
@@ -103,7 +107,7 @@ final class RequestLedger: Sendable {
         case .failed:
             (usage, cost) = (nil, nil)
         }
-        for ticket in tickets { await ticket.settle(usage: usage, costUSD: cost, logger: logger) }
+        for ticket in tickets { await ticket.settle(usage: usage, costUSD: cost, servedBy: provider, logger: logger) }
     }
 
     /// Writes the request's record now (a stream's task, as its stream ends); the record is written once.

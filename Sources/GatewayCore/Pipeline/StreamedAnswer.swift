@@ -85,7 +85,7 @@ struct StreamedAnswer<Dialect: ClientDialect>: Sendable {
                         completion: assembled, provider: served.model.provider.name, upstreamModel: served.model.upstream, costUSD: cost)
                 }
                 // The answer is cached and the limits settled before the stream ends, so the client's next request sees both.
-                await ledger.settle(.streamed(usage: usage, costUSD: cost, completion: completion))
+                await ledger.settle(.streamed(usage: usage, costUSD: cost, completion: completion, provider: served.model.provider.name))
                 output.finish()
                 ledger.close(status: 200, into: sink)
             } catch {

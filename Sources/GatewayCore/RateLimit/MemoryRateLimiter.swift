@@ -151,6 +151,17 @@ public enum TokenEstimate {
     /// and output is `max_completion_tokens` (else `max_tokens`, else `defaultOutputTokens`) times `n`.
     /// `settle` corrects the estimate once the real usage is known.
     public static func estimate(for request: ChatRequest) -> Int {
+        promptTokens(for: request) + outputTokens(for: request, default: defaultOutputTokens)
+    }
+
+    /// The output the request allows: `max_completion_tokens` (else `max_tokens`, else `fallback`) times `n`.
+    public static func outputTokens(for request: ChatRequest, default fallback: Int) -> Int {
+        // Capped so absurd values cannot overflow; either cap is far beyond any per-minute budget.
+        min(request.maxTokens ?? fallback, 1 << 30) * min(max(1, request.n), 1 << 10)
+    }
+
+    /// `ceil(prompt characters / 4)`.
+    public static func promptTokens(for request: ChatRequest) -> Int {
         var characters = 0
         for message in request.messages {
             switch message["content"] {
@@ -171,8 +182,6 @@ public enum TokenEstimate {
         if !request.tools.isEmpty {
             characters += JSON.array(request.tools).serialized().unicodeScalars.count
         }
-        // Capped so absurd values cannot overflow; either cap is far beyond any per-minute budget.
-        let output = min(request.maxTokens ?? defaultOutputTokens, 1 << 30) * min(max(1, request.n), 1 << 10)
-        return (characters + 3) / 4 + output
+        return (characters + 3) / 4
     }
 }

@@ -59,7 +59,7 @@ struct RateLimitGate: Sendable {
 }
 
 /// A request refused by a rate limit: 429 with the rate-limit headers.
-struct RateLimitRefusal: Error, Sendable {
+struct RateLimitRefusal: RefusalWithHeaders, Sendable {
     var headers: HTTPFields
     var message: String
 

@@ -173,10 +173,10 @@ public struct ErrorEnvelopeMiddleware: RouterMiddleware {
                 context.logger.info("request refused", metadata: ["status": "\(error.status)", "error": "\(error.message)"])
             }
             return .json(text: dialect.errorBody(error), status: error.status)
-        } catch let refusal as RateLimitRefusal {
-            context.outcome?.update { $0.errorMessage = refusal.message }
-            context.logger.info("rate limited", metadata: ["key": "\(context.key?.name ?? "")"])
-            return .json(text: dialect.errorBody(refusal.error), status: 429, headers: refusal.headers)
+        } catch let refusal as any RefusalWithHeaders {
+            context.outcome?.update { $0.errorMessage = refusal.error.message }
+            context.logger.info("refused", metadata: ["key": "\(context.key?.name ?? "")", "code": "\(refusal.error.code ?? "")"])
+            return .json(text: dialect.errorBody(refusal.error), status: refusal.error.status, headers: refusal.headers)
         } catch is CancellationError {
             context.outcome?.update { $0.errorMessage = "The client closed the connection." }
             context.logger.info("client went away before the answer")

@@ -128,6 +128,29 @@ public final class PostgresRequestLogStore: RequestLogStore {
         }
     }
 
+    public func spend(sinceMicros: Int64) async throws -> [SpendRow] {
+        let query: PostgresQuery = """
+            SELECT (MIN(EXTRACT(EPOCH FROM created_at)) * 1000000)::bigint, key_name, customer, feature, model, provider,
+                metadata::text, SUM(cost_usd)::float8
+            FROM gateway_logs
+            WHERE created_at >= TIMESTAMPTZ 'epoch' + \(sinceMicros) * INTERVAL '1 microsecond' AND cost_usd > 0
+            GROUP BY floor(EXTRACT(EPOCH FROM created_at) / 900), key_name, customer, feature, model, provider, metadata::text
+            """
+        return try await bounded("spend", timeout: operationTimeout) { [client, logger] in
+            var rows: [SpendRow] = []
+            let result = try await client.query(query, logger: logger)
+            for try await (created, key, customer, feature, model, provider, metadata, cost) in result.decode(
+                (Int64, String?, String?, String?, String?, String?, String, Double).self)
+            {
+                rows.append(
+                    SpendRow(
+                        createdAtMicros: created, key: key, customer: customer, feature: feature, model: model, provider: provider,
+                        metadata: SpendRow.metadata(fromJSON: metadata), costUSD: cost))
+            }
+            return rows
+        }
+    }
+
     /// Stops the pool and waits for its connections to close.
     public func close() async {
         runTask.cancel()

@@ -29,6 +29,8 @@ import ServiceLifecycle
 /// ```
 public final class RequestLog: Service, RequestRecordSink {
     private let store: any RequestLogStore
+    /// The database the log writes to (budgets rebuild their spend from it).
+    var backingStore: any RequestLogStore { store }
     private let spool: RequestSpool
     private let batchSize: Int
     private let flushInterval: Duration

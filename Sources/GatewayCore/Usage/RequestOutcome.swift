@@ -82,13 +82,33 @@ final class RequestOutcome: Sendable {
 /// Who a request is for, from `X-Customer-Id`, `X-Feature`, `X-Metadata-<name>` and the OpenAI `user` and
 /// `metadata` fields. Values are cut to 256 characters and at most 32 metadata entries are kept; they are
 /// stored as bound values, never as SQL.
+/// Who a request is for, as the client says: what the request log records and budgets partition by.
+struct RequestAttribution: Sendable, Equatable {
+    var customer: String?
+    var feature: String?
+    var metadata: [String: String] = [:]
+}
+
 enum Attribution {
     static let maximumLength = 256
     static let maximumEntries = 32
 
     static func apply(headers: HTTPFields, request: ChatRequest, to fields: inout RequestOutcome.Fields) {
-        fields.customer = bounded(headers[.customerID] ?? request.body["user"]?.stringValue)
-        fields.feature = bounded(headers[.feature])
+        apply(read(headers: headers, request: request), to: &fields)
+    }
+
+    static func apply(_ attribution: RequestAttribution, to fields: inout RequestOutcome.Fields) {
+        fields.customer = attribution.customer
+        fields.feature = attribution.feature
+        fields.metadata = attribution.metadata
+    }
+
+    /// The customer (`X-Customer-Id`, else OpenAI's `user`), feature (`X-Feature`) and metadata (the body's
+    /// `metadata` object and `X-Metadata-*` headers) of a request, each bounded.
+    static func read(headers: HTTPFields, request: ChatRequest) -> RequestAttribution {
+        var attribution = RequestAttribution()
+        attribution.customer = bounded(headers[.customerID] ?? request.body["user"]?.stringValue)
+        attribution.feature = bounded(headers[.feature])
         var metadata: [String: String] = [:]
         if let object = request.body["metadata"]?.objectValue {
             for (name, value) in object.sorted(by: { $0.key < $1.key }) where metadata.count < maximumEntries {
@@ -101,7 +121,8 @@ enum Attribution {
             guard name.utf8.count > 11, name.hasPrefix("x-metadata-") else { continue }
             if let key = bounded(String(name.dropFirst(11))), let value = bounded(field.value) { metadata[key] = value }
         }
-        fields.metadata = metadata
+        attribution.metadata = metadata
+        return attribution
     }
 
     static func bounded(_ text: String?) -> String? {

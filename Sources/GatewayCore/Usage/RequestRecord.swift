@@ -174,6 +174,9 @@ public protocol RequestLogStore: Sendable {
     func insert(_ records: [RequestRecord]) async throws
     /// Aggregates the rows created at or after `sinceMicros`, grouped by `dimension`.
     func stats(sinceMicros: Int64, by dimension: StatsDimension) async throws -> [StatsRow]
+    /// The spend of the rows created at or after `sinceMicros` that cost something, summed per quarter hour and per
+    /// key, customer, feature, model, provider and metadata: what budgets rebuild their counters from.
+    func spend(sinceMicros: Int64) async throws -> [SpendRow]
     /// Releases connections.
     func close() async
 

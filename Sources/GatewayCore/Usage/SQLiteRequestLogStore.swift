@@ -190,6 +190,22 @@ public final class SQLiteRequestLogStore: RequestLogStore {
         }.sorted(by: StatsRow.bySpend)
     }
 
+    public func spend(sinceMicros: Int64) async throws -> [SpendRow] {
+        try await connection.query(
+            """
+            SELECT MIN(created_at) AS created, key_name, customer, feature, model, provider, metadata, SUM(cost_usd) AS cost
+            FROM gateway_logs WHERE created_at >= ? AND cost_usd > 0
+            GROUP BY created_at / 900000000, key_name, customer, feature, model, provider, metadata
+            """, [.integer(SQLiteInt64(sinceMicros))]
+        ).map { row in
+            SpendRow(
+                createdAtMicros: Int64(row.column("created")?.integer ?? 0), key: row.column("key_name")?.string,
+                customer: row.column("customer")?.string, feature: row.column("feature")?.string, model: row.column("model")?.string,
+                provider: row.column("provider")?.string, metadata: SpendRow.metadata(fromJSON: row.column("metadata")?.string ?? "{}"),
+                costUSD: row.column("cost")?.double ?? 0)
+        }
+    }
+
     /// The first column of every row `sql` returns, as text (for tests and diagnostics).
     func strings(_ sql: String) async throws -> [String] {
         try await connection.query(sql).compactMap { $0.columns.first?.data.string }
