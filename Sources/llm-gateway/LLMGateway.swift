@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import GatewayCore
 import Logging
@@ -135,13 +136,18 @@ struct Ctl: AsyncParsableCommand {
             flush      empty the response cache
             reload     re-read the configuration file (as SIGHUP does); exits 1 when it is refused
             metrics    Prometheus metrics (text)
+            budgets    every budget and bucket: window, spent, held, limit, percent, forecast, last event
+            budgets reset NAME [--bucket DIMENSION=VALUE ...]
+                       forget the spend of a budget's current window (one bucket, or all); logged
             """)
 
     enum Action: String, ExpressibleByArgument, CaseIterable {
-        case status, config, providers, keys, cache, flush, reload, metrics
+        case status, config, providers, keys, cache, flush, reload, metrics, budgets
     }
 
-    @Argument(help: "status | config | providers | keys | cache | flush | reload | metrics") var action: Action
+    @Argument(help: "status | config | providers | keys | cache | flush | reload | metrics | budgets") var action: Action
+    @Argument(help: "For budgets: reset NAME.") var arguments: [String] = []
+    @Option(help: "With budgets reset: the bucket to reset, one DIMENSION=VALUE per dimension of the budget's per.") var bucket: [String] = []
     @Option(help: "The admin socket (default: admin.socket of --config's file, else /run/llm-gateway/admin.sock).") var socket: String?
     @Option(help: "Configuration file to read admin.socket from.") var config: String?
     @Flag(help: "Print the daemon's JSON answer instead of a table.") var json = false
@@ -157,6 +163,7 @@ struct Ctl: AsyncParsableCommand {
         case .flush: (.post, "/cache/flush")
         case .reload: (.post, "/reload")
         case .metrics: (.get, "/metrics")
+        case .budgets: try budgetsCall()
         }
         let answer: (status: Int, body: String)
         do {
@@ -182,6 +189,12 @@ struct Ctl: AsyncParsableCommand {
             case .keys: print(AdminReport.keys(body), terminator: "")
             case .cache, .flush: print(AdminReport.cache(body), terminator: "")
             case .reload: print(AdminReport.reload(body), terminator: "")
+            case .budgets:
+                if arguments.isEmpty {
+                    print(AdminReport.budgets(body), terminator: "")
+                } else if answer.status < 400 {
+                    print(AdminReport.budgetReset(body))
+                }
             case .config, .metrics: break
             }
         }
@@ -189,6 +202,19 @@ struct Ctl: AsyncParsableCommand {
             if let message = body["error"]?["message"]?.stringValue { printError("error: \(message)") }
             throw ExitCode(1)
         }
+    }
+
+    /// `GET /budgets`, or `POST /budgets/reset?budget=…&bucket=…` for `budgets reset NAME`.
+    func budgetsCall() throws -> (AdminClient.Method, String) {
+        if arguments.isEmpty { return (.get, "/budgets") }
+        guard arguments.count == 2, arguments[0] == "reset" else {
+            printError("usage: llm-gateway ctl budgets [reset NAME [--bucket DIMENSION=VALUE ...]]")
+            throw ExitCode(2)
+        }
+        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-_.~"))
+        func encoded(_ text: String) -> String { text.addingPercentEncoding(withAllowedCharacters: allowed) ?? "" }
+        let query = (["budget=" + encoded(arguments[1])] + bucket.map { "bucket=" + encoded($0) }).joined(separator: "&")
+        return (.post, "/budgets/reset?" + query)
     }
 
     /// `--socket`, else `admin.socket` from the configuration file, else the default. The file's problems are

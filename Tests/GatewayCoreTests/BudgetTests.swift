@@ -463,3 +463,83 @@ struct BudgetTests {
         await store.close()
     }
 }
+
+/// Budgets as an operator meets them in the real daemon: `ctl budgets`, a reset, the metrics, and a restart that
+/// rebuilds the window's spend from the SQLite request log.
+@Suite("Budgets in the daemon", .timeLimit(.minutes(2)))
+struct BudgetDaemonTests {
+    static func yaml(_ fakes: GatewayHarness, port: Int, log: String) -> String {
+        let upstream = fakes.openai.baseURL(port: fakes.fakePorts[.openai]!)
+        return """
+            server: {listen: "127.0.0.1:\(port)"}
+            providers:
+              openai: {type: openai, base_url: "\(upstream)", api_key: "\(fakes.openai.key)"}
+            models:
+              pricey: {provider: openai, upstream: gpt-4o-mini, price: {input: 1000, output: 1000}}
+            keys:
+              - name: app
+                sha256: \(KeyHash.sha256Hex(GatewayHarness.clientKey))
+                budget: {limit_usd: 100, window: month}
+            budgets:
+              - name: customer-daily
+                per: [customer]
+                limit_usd: 5
+                window: day
+                timezone: Europe/Berlin
+            cache: {backend: off}
+            request_log: {backend: sqlite, path: "\(log)", flush_interval: 50ms}
+            """
+    }
+
+    @Test func ctlShowsBudgetsAResetForgetsABucketAndARestartRemembersTheSpend() async throws {
+        let directory = NSTemporaryDirectory() + "budget-daemon-\(RandomID.make(prefix: "", length: 8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = directory + "/requests.db"
+        try await GatewayHarness.with { fakes in
+            var daemon = try await DaemonProcess { port in Self.yaml(fakes, port: port, log: log) }
+            var api = AdminTests.client(daemon, fakes)
+            for customer in ["acme", "acme", "globex"] {
+                let reply = try await api.post(json: BudgetTests.ask("hi \(customer)"), headers: ["X-Customer-Id": customer])
+                #expect(reply.status == 200)
+                #expect(reply.header("X-Budget-Remaining-USD") != nil)
+            }
+            func ctl(_ arguments: String...) async throws -> ProcessRunner.Result {
+                try await ProcessRunner.run(ProcessRunner.gatewayBinary, ["ctl"] + arguments + ["--socket", daemon.adminSocket])
+            }
+            let table = try await ctl("budgets")
+            #expect(table.status == 0)
+            #expect(table.stdout.contains("customer-daily") && table.stdout.contains("customer=acme") && table.stdout.contains("key-app"))
+            let listed = try JSON.parse(try await ctl("budgets", "--json").stdout)
+            let daily = try #require(listed["budgets"]?.arrayValue?.first { $0["name"]?.stringValue == "customer-daily" })
+            let acme = try #require(daily["buckets"]?.arrayValue?.first { $0["bucket"]?["customer"]?.stringValue == "acme" })
+            let acmeSpent = try #require(acme["spent_usd"]?.doubleValue)
+            #expect(acmeSpent > 0.01)
+            #expect(daily["timezone"]?.stringValue == "Europe/Berlin")
+            let metrics = try await ctl("metrics")
+            #expect(metrics.stdout.contains("llm_gateway_budget_limit_usd{budget=\"customer-daily\"} 5"))
+            #expect(metrics.stdout.contains("llm_gateway_budget_spend_usd_total{budget=\"customer-daily\"}"))
+
+            // Written to the log, then a restart: the window's spend is rebuilt from it.
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(await daemon.stop() == 0)
+            daemon = try await DaemonProcess { port in Self.yaml(fakes, port: port, log: log) }
+            api = AdminTests.client(daemon, fakes)
+            let rebuilt = try JSON.parse(try await ctl("budgets", "--json").stdout)
+            let again = rebuilt["budgets"]?.arrayValue?.first { $0["name"]?.stringValue == "customer-daily" }?["buckets"]?.arrayValue?
+                .first { $0["bucket"]?["customer"]?.stringValue == "acme" }
+            #expect(abs((again?["spent_usd"]?.doubleValue ?? 0) - acmeSpent) < 0.000_001, "\(rebuilt)")
+
+            let reset = try await ctl("budgets", "reset", "customer-daily", "--bucket", "customer=acme")
+            #expect(reset.status == 0, "\(reset.stdout)")
+            #expect(reset.stdout.contains("1 bucket(s) reset"))
+            let afterReset = try JSON.parse(try await ctl("budgets", "--json").stdout)
+            let buckets = afterReset["budgets"]?.arrayValue?.first { $0["name"]?.stringValue == "customer-daily" }?["buckets"]?.arrayValue ?? []
+            #expect(buckets.first { $0["bucket"]?["customer"]?.stringValue == "acme" }?["spent_usd"]?.doubleValue == 0)
+            #expect((buckets.first { $0["bucket"]?["customer"]?.stringValue == "globex" }?["spent_usd"]?.doubleValue ?? 0) > 0)
+            let unknown = try await ctl("budgets", "reset", "nope")
+            #expect(unknown.status == 1)
+            #expect(await daemon.stop() == 0)
+        }
+    }
+}

@@ -22,6 +22,7 @@ struct AdminRoutes: Sendable {
         router.post("cache/flush") { _, _ in await flush() }
         router.post("reload") { _, _ in await reload() }
         router.get("metrics") { _, _ in Response.metrics(gateway.metrics.exposition(for: gateway)) }
+        addBudgets(to: router)
     }
 
     func status() -> JSON {

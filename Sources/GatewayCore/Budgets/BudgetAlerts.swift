@@ -46,6 +46,8 @@ public final class BudgetAlerts: Sendable {
     private let publisher: Publisher
     /// Ids this process has published, so a run of refusals publishes one event (bounded; the outbox dedupes too).
     private let published = NIOLockedValueBox<Set<String>>([])
+    /// The last event of each budget, bucket and window, for `ctl budgets` (bounded like `published`).
+    private let lastEvents = NIOLockedValueBox<[String: String]>([:])
     private let logger: Logger
 
     public init(logger: Logger, publisher: @escaping Publisher) {
@@ -74,6 +76,15 @@ public final class BudgetAlerts: Sendable {
         }
     }
 
+    /// The last event this gateway raised for a budget's bucket in the window starting at `spanStart`.
+    public func lastEvent(budget: String, bucket: [BudgetBucketValue], spanStart: Int64) -> String? {
+        lastEvents.withLockedValue { $0[Self.lastEventKey(budget, bucket, spanStart)] }
+    }
+
+    private static func lastEventKey(_ budget: String, _ bucket: [BudgetBucketValue], _ spanStart: Int64) -> String {
+        "\(budget)|\(bucket.map { "\($0.dimension)=\($0.value)" }.joined(separator: ","))|\(spanStart)"
+    }
+
     /// `percent` of `limit`, in nano-USD, rounded up: a threshold is passed when spend reaches it.
     static func mark(_ limit: Int64, percent: Int) -> Int64 {
         (limit.multipliedReportingOverflow(by: Int64(percent)).partialValue + 99) / 100
@@ -94,6 +105,11 @@ public final class BudgetAlerts: Sendable {
             return ids.insert(id).inserted
         }
         guard fresh else { return }
+        let label = event.threshold.map { "\(event.type) \($0)%" } ?? event.type
+        lastEvents.withLockedValue { events in
+            if events.count >= 100_000 { events.removeAll() }
+            events[Self.lastEventKey(event.budget, event.bucket, event.span.startMillis)] = label
+        }
         logger.notice(
             "budget event", metadata: ["event": "\(event.type)", "budget": "\(event.budget)", "id": "\(id)", "summary": "\(event.summary)"])
         let publisher = self.publisher

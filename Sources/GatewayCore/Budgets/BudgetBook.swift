@@ -58,6 +58,31 @@ public final class BudgetBook: Sendable {
     let clock: @Sendable () -> Int64
     let alerts: BudgetAlerts
     private let spans = NIOLockedValueBox<[String: BudgetSpan]>([:])
+    /// What this gateway did per budget since start, for the metrics.
+    private let tallies = NIOLockedValueBox<[String: BudgetTally]>([:])
+
+    /// This gateway's figures of one budget since start.
+    public struct BudgetTally: Sendable, Equatable {
+        /// Spend charged by this gateway's requests.
+        public var chargedNanos: Int64 = 0
+        /// Held now by this gateway's requests under way.
+        public var heldNanos: Int64 = 0
+        /// Requests refused.
+        public var refusals = 0
+    }
+
+    /// Every budget's tally.
+    public var tally: [String: BudgetTally] { tallies.withLockedValue { $0 } }
+
+    func count(_ budget: String, charged: Int64 = 0, held: Int64 = 0, refused: Bool = false) {
+        tallies.withLockedValue { tallies in
+            var tally = tallies[budget, default: BudgetTally()]
+            tally.chargedNanos = tally.chargedNanos.addingSaturated(charged)
+            tally.heldNanos = tally.heldNanos.addingSaturated(held)
+            if refused { tally.refusals += 1 }
+            tallies[budget] = tally
+        }
+    }
 
     public init(store: any BudgetStore, isShared: Bool, alerts: BudgetAlerts, clock: @escaping @Sendable () -> Int64 = BudgetBook.systemClock) {
         self.store = store

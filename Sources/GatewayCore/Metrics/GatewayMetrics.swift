@@ -36,11 +36,17 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
     nonisolated(unsafe) static let reloads = name("config_reloads", "total", "Configuration reloads by result: applied, unchanged, refused.")
     nonisolated(unsafe) static let generation = name("config_generation", "", "The configuration generation in force.")
     nonisolated(unsafe) static let backendErrors = name("backend_errors", "total", "Failed calls to a shared backend (redis cache, redis rate limiter), by backend.")
+    nonisolated(unsafe) static let budgetLimit = name("budget_limit", "usd", "Each budget's limit per window, in USD.")
+    nonisolated(unsafe) static let budgetHeld = name("budget_reserved", "usd", "What this gateway's requests under way hold on each budget, in USD.")
+    nonisolated(unsafe) static let budgetSpend = name("budget_spend_usd", "total", "Spend this gateway charged to each budget, in USD.")
+    nonisolated(unsafe) static let budgetRefusals = name("budget_refusals", "total", "Requests a hard budget refused, by budget.")
     nonisolated(unsafe) static let logRows = name(
         "request_log_rows", "", "Request-log rows since start, by state: written, spooled, rejected (refused by the database for their values, kept in the rejected-rows file), dropped.")
 
     /// Backend failures already counted, by backend: the outage logs keep running totals.
     private let countedBackendErrors = NIOLockedValueBox<[String: Int]>([:])
+    /// Budget figures already counted, by budget: the book keeps running totals.
+    private let countedBudgets = NIOLockedValueBox<[String: BudgetBook.BudgetTally]>([:])
 
     /// A series of one family by its label values, in the family's label order.
     private struct SeriesKey: Hashable {
@@ -154,7 +160,21 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
             registry.makeGauge(descriptor: Self.circuit, labels: [("provider", provider.name)]).set(state.metricValue)
             registry.makeGauge(descriptor: Self.inFlight, labels: [("provider", provider.name)]).set(Double(gateway.load.current(provider.name)))
         }
-        var outages: [(String, OutageLog)] = [("redis_rate_limiter", gateway.stores.limiterOutage)]
+        let tallies = gateway.stores.budgets.tally
+        for budget in snapshot.budgets {
+            registry.makeGauge(descriptor: Self.budgetLimit, labels: [("budget", budget.name)]).set(budget.limitUSD)
+            let tally = tallies[budget.name] ?? BudgetBook.BudgetTally()
+            registry.makeGauge(descriptor: Self.budgetHeld, labels: [("budget", budget.name)]).set(BudgetMoney.usd(max(0, tally.heldNanos)))
+            let counted = countedBudgets.withLockedValue { counted in
+                defer { counted[budget.name] = tally }
+                return counted[budget.name] ?? BudgetBook.BudgetTally()
+            }
+            let spend = registry.makeCounter(descriptor: Self.budgetSpend, labels: [("budget", budget.name)])
+            if tally.chargedNanos > counted.chargedNanos { spend.increment(by: BudgetMoney.usd(tally.chargedNanos - counted.chargedNanos)) }
+            let refusals = registry.makeCounter(descriptor: Self.budgetRefusals, labels: [("budget", budget.name)])
+            if tally.refusals > counted.refusals { refusals.increment(by: Int64(tally.refusals - counted.refusals)) }
+        }
+        var outages: [(String, OutageLog)] = [("redis_rate_limiter", gateway.stores.limiterOutage), ("budget_store", gateway.stores.budgets.outage)]
         if let redis = gateway.stores.cache as? RedisCache { outages.append(("redis_cache", redis.outage)) }
         for (backend, outage) in outages {
             let total = outage.failureCount

@@ -53,13 +53,15 @@ struct BudgetAdmission: AdmissionStep {
         switch reservation {
         case .refused(let index, let level):
             let counter = counters[index]
+            book.count(counter.budget, refused: true)
             if let budget = budgets.first(where: { $0.name == counter.budget }) {
                 book.alerts.refused(counter, budget: budget, level: level, nowMillis: now)
             }
             throw BudgetRefusal(counter: counter, level: level, nowMillis: now)
         case .held(let levels):
+            for counter in counters { book.count(counter.budget, held: amount) }
             return Ticket(
-                book: book, budgets: budgets, subject: subject, counters: counters, id: String(id), heldAtMillis: now,
+                book: book, budgets: budgets, subject: subject, counters: counters, id: String(id), heldAtMillis: now, heldNanos: amount,
                 headers: Self.headers(counters, levels, nowMillis: now))
         }
     }
@@ -112,6 +114,7 @@ struct BudgetAdmission: AdmissionStep {
         let counters: [BudgetCounter]
         let id: String
         let heldAtMillis: Int64
+        let heldNanos: Int64
         let headers: HTTPFields
 
         func settle(usage: Usage?, costUSD: Double?, logger: Logger) async {
@@ -132,6 +135,8 @@ struct BudgetAdmission: AdmissionStep {
             let released = counters.filter { held in !charged.contains { $0.storageKey == held.storageKey } }
             let fresh = charged.filter { counter in !counters.contains { $0.storageKey == counter.storageKey } }
             let kept = charged.filter { counter in counters.contains { $0.storageKey == counter.storageKey } }
+            for counter in counters { book.count(counter.budget, held: -heldNanos) }
+            for counter in charged { book.count(counter.budget, charged: amount) }
             do {
                 if !released.isEmpty { _ = try await book.store.settle(released, id: id, amount: 0, nowMillis: now) }
                 if !fresh.isEmpty { try await alert(fresh, try await book.store.settle(fresh, id: nil, amount: amount, nowMillis: now), amount, now) }
@@ -152,6 +157,9 @@ struct BudgetAdmission: AdmissionStep {
 
 /// A request a hard budget cannot afford: 429 `budget_exceeded`, naming the budget and nothing of its bucket.
 struct BudgetRefusal: RefusalWithHeaders, Sendable {
+    /// How every budget refusal's message starts (the request log and the metrics tell it from a rate limit's).
+    static let messagePrefix = "This request would exceed the budget"
+
     let counter: BudgetCounter
     let level: BudgetLevel
     let nowMillis: Int64
@@ -159,7 +167,7 @@ struct BudgetRefusal: RefusalWithHeaders, Sendable {
     var error: GatewayError {
         GatewayError(
             status: 429, type: "budget_exceeded",
-            message: "This request would exceed the budget '\(counter.budget)'. It resets in \(counter.span.secondsToReset(fromMillis: nowMillis)) s.",
+            message: "\(Self.messagePrefix) '\(counter.budget)'. It resets in \(counter.span.secondsToReset(fromMillis: nowMillis)) s.",
             code: "budget_exceeded")
     }
 

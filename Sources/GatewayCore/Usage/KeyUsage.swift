@@ -44,5 +44,7 @@ public final class KeyUsage: RequestRecordSink, Sendable {
 
 extension RequestRecord {
     /// A 429 the gateway's own rate limit gave: no provider was tried (a provider's 429 comes after an attempt).
-    var isRateLimitRefusal: Bool { statusCode == 429 && attempts == 0 && !cacheHit }
+    var isRateLimitRefusal: Bool {
+        statusCode == 429 && attempts == 0 && !cacheHit && !(errorMessage?.hasPrefix(BudgetRefusal.messagePrefix) ?? false)
+    }
 }
