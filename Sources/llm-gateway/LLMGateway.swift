@@ -255,12 +255,13 @@ struct Stats: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print requests, errors, tokens, spend and latency from the request log.")
     @OptionGroup var options: ConfigOption
     @Option(help: "How far back to look: 30m, 24h, 7d, 1d12h.") var since = "7d"
-    @Option(help: "Group by model, key, provider, customer or feature.") var by = "model"
+    @Option(help: "Group by model, key, provider, customer or feature; or budget: each budget's current window against its limit.") var by = "model"
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func run() async throws {
+        if by == "budget" { return try await budgets() }
         guard let dimension = StatsDimension(rawValue: by) else {
-            printError("error: --by must be one of \(StatsDimension.allCases.map(\.rawValue).joined(separator: ", "))")
+            printError("error: --by must be one of \((StatsDimension.allCases.map(\.rawValue) + ["budget"]).joined(separator: ", "))")
             throw ExitCode(1)
         }
         let window: Duration
@@ -285,6 +286,28 @@ struct Stats: AsyncParsableCommand {
         }
         await store.close()
         print(json ? StatsReport.json(rows) : StatsReport.table(rows), terminator: "")
+    }
+
+    /// `--by budget`: `--since` does not apply; each budget's own window does.
+    func budgets() async throws {
+        let config = try loadOrExit(ConfigFile.locate(explicit: options.config), showingWarnings: false)
+        guard let store = try await openStoreOrExit(config) else {
+            printError("error: request_log.backend is off: there is no request log to read")
+            throw ExitCode(1)
+        }
+        let budgets = config.allBudgets
+        let now = UnixTime.nowMicros() / 1000
+        let spend: [SpendRow]
+        do {
+            spend = try await store.spend(sinceMicros: BudgetStatsReport.earliestStartMillis(budgets, nowMillis: now) * 1000)
+        } catch {
+            await store.close()
+            printError("error: reading the request log failed: \(error)")
+            throw ExitCode(1)
+        }
+        await store.close()
+        let rows = BudgetStatsReport.rows(budgets, spend: spend, nowMillis: now)
+        print(json ? BudgetStatsReport.json(rows) : BudgetStatsReport.table(rows), terminator: "")
     }
 }
 

@@ -507,9 +507,9 @@ struct BudgetDaemonTests {
             func ctl(_ arguments: String...) async throws -> ProcessRunner.Result {
                 try await ProcessRunner.run(ProcessRunner.gatewayBinary, ["ctl"] + arguments + ["--socket", daemon.adminSocket])
             }
-            let table = try await ctl("budgets")
-            #expect(table.status == 0)
-            #expect(table.stdout.contains("customer-daily") && table.stdout.contains("customer=acme") && table.stdout.contains("key-app"))
+            let listing = try await ctl("budgets")
+            #expect(listing.status == 0)
+            #expect(listing.stdout.contains("customer-daily") && listing.stdout.contains("customer=acme") && listing.stdout.contains("key-app"))
             let listed = try JSON.parse(try await ctl("budgets", "--json").stdout)
             let daily = try #require(listed["budgets"]?.arrayValue?.first { $0["name"]?.stringValue == "customer-daily" })
             let acme = try #require(daily["buckets"]?.arrayValue?.first { $0["bucket"]?["customer"]?.stringValue == "acme" })
@@ -523,6 +523,18 @@ struct BudgetDaemonTests {
             // Written to the log, then a restart: the window's spend is rebuilt from it.
             try await Task.sleep(for: .milliseconds(300))
             #expect(await daemon.stop() == 0)
+            // `stats --by budget` reads the same spend from the log.
+            try Self.yaml(fakes, port: 0, log: log).write(toFile: directory + "/gateway.yaml", atomically: true, encoding: .utf8)
+            let stats = try await ProcessRunner.run(ProcessRunner.gatewayBinary, ["stats", "--by", "budget", "--json", "--config", directory + "/gateway.yaml"])
+            #expect(stats.status == 0, "\(stats.stderr)")
+            let statsRows = try #require(try JSON.parse(stats.stdout).arrayValue)
+            let acmeRow = statsRows.first { $0["budget"]?.stringValue == "customer-daily" && $0["bucket"]?.stringValue == "customer=acme" }
+            #expect(abs((acmeRow?["spent_usd"]?.doubleValue ?? 0) - acmeSpent) < 0.000_001, "\(statsRows)")
+            #expect(acmeRow?["limit_usd"]?.doubleValue == 5)
+            #expect(statsRows.contains { $0["budget"]?.stringValue == "key-app" && $0["bucket"]?.stringValue == "(all)" })
+            let table = try await ProcessRunner.run(ProcessRunner.gatewayBinary, ["stats", "--by", "budget", "--config", directory + "/gateway.yaml"])
+            #expect(table.stdout.contains("customer-daily") && table.stdout.contains("LIMIT USD"))
+
             daemon = try await DaemonProcess { port in Self.yaml(fakes, port: port, log: log) }
             api = AdminTests.client(daemon, fakes)
             let rebuilt = try JSON.parse(try await ctl("budgets", "--json").stdout)

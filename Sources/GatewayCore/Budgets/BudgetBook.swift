@@ -128,22 +128,31 @@ public final class BudgetBook: Sendable {
         guard let earliest = spans.map(\.startMillis).min() else { return }
         do {
             let rows = try await log.spend(sinceMicros: earliest * 1000)
-            var totals: [String: (BudgetCounter, Int64)] = [:]
-            for row in rows {
-                let subject = row.subject
-                for (budget, span) in zip(budgets, spans) where row.createdAtMicros >= span.startMillis * 1000 && subject.isCounted(by: budget) {
-                    let counter = BudgetCounter(
-                        budget: budget.name, bucket: subject.bucket(in: budget), span: span, limitNanos: budget.limitNanos,
-                        hard: budget.mode == .hard)
-                    let amount = BudgetMoney.nanos(row.costUSD)
-                    totals[counter.storageKey, default: (counter, 0)].1 += amount
-                }
-            }
-            for (counter, amount) in totals.values { try await store.seed(counter, amount: amount, nowMillis: now) }
+            let totals = Self.counters(of: budgets, in: spans, from: rows)
+            for (counter, amount) in totals { try await store.seed(counter, amount: amount, nowMillis: now) }
             logger.info("budgets rebuilt from the request log", metadata: ["budgets": "\(budgets.count)", "counters": "\(totals.count)"])
         } catch {
             logger.warning("budgets could not be rebuilt from the request log; they count from zero", metadata: ["error": "\(error)"])
         }
+    }
+}
+
+extension BudgetBook {
+    /// The counters the request log's `rows` charge among `budgets` (each in its span, same order), with their spend:
+    /// what a restart seeds, and what `stats --by budget` shows.
+    public static func counters(of budgets: [BudgetConfig], in spans: [BudgetSpan], from rows: [SpendRow]) -> [(BudgetCounter, Int64)] {
+        var totals: [String: (BudgetCounter, Int64)] = [:]
+        var order: [String] = []
+        for row in rows {
+            for (budget, span) in zip(budgets, spans) where row.createdAtMicros >= span.startMillis * 1000 && row.subject.isCounted(by: budget) {
+                let counter = BudgetCounter(
+                    budget: budget.name, bucket: row.subject.bucket(in: budget), span: span, limitNanos: budget.limitNanos,
+                    hard: budget.mode == .hard)
+                if totals[counter.storageKey] == nil { order.append(counter.storageKey) }
+                totals[counter.storageKey, default: (counter, 0)].1 += BudgetMoney.nanos(row.costUSD)
+            }
+        }
+        return order.compactMap { totals[$0] }
     }
 }
 
