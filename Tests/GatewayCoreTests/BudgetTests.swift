@@ -352,6 +352,33 @@ struct BudgetTests {
         }
     }
 
+    @Test func aFailoverToAPricierModelIsChargedToTheProviderThatServed() async throws {
+        var budget = Self.budget("anthropic", limit: 1)
+        budget.filter = [BudgetFilter(.provider, "anthropic")]
+        let anthropicOnly = budget
+        try await GatewayHarness.with(configure: { config in
+            Self.configure(&config, [Self.budget("all", limit: 1), anthropicOnly])
+            config.models["cheap"] = ModelConfig(name: "cheap", provider: "openai", upstream: "gpt-4o-mini", fallbacks: ["dear"], price: Price(input: 1, output: 1))
+            config.models["dear"] = ModelConfig(name: "dear", provider: "anthropic", upstream: "claude-haiku-4-5", fallbacks: [], price: Self.pricey)
+        }) { gateway in
+            gateway.openai.failNext(1, status: 500)
+            let failedOver = try await gateway.post(json: Self.ask("fail over", model: "cheap"))
+            #expect(failedOver.status == 200)
+            #expect(failedOver.header("X-Provider") == "anthropic")
+            let cost = try #require(failedOver.header("X-Cost-USD").flatMap(Double.init))
+            #expect(cost > 0.005, "charged at the pricier model's price: \(cost)")
+            // The pricier fallback was held before the call: the hold covered what it cost.
+            let held = 1 - (try #require(failedOver.header("X-Budget-Remaining-USD").flatMap(Double.init)))
+            #expect(held >= cost, "held \(held), cost \(cost)")
+            // The anthropic-only budget, not held at admission (openai came first), was charged after.
+            let direct = try await gateway.post(json: Self.ask("fail over", model: "dear"))
+            let directCost = BudgetMoney.usd(BudgetAdmission.estimate(
+                try ChatRequest(json: Self.ask("fail over", model: "dear")), price: Self.pricey, defaultOutput: 4096))
+            let remaining = try #require(direct.header("X-Budget-Remaining-USD").flatMap(Double.init))
+            #expect(abs(remaining - (1 - cost - directCost)) < 0.000_002, "\(remaining) vs 1 - \(cost) - \(directCost)")
+        }
+    }
+
     @Test func aModelWithoutAPriceCannotBeUsedUnderAHardBudget() async throws {
         try await GatewayHarness.with(configure: { config in
             Self.configure(&config, [Self.budget("all", limit: 1)])
