@@ -135,13 +135,14 @@ struct Ctl: AsyncParsableCommand {
             flush      empty the response cache
             reload     re-read the configuration file (as SIGHUP does); exits 1 when it is refused
             metrics    Prometheus metrics (text)
+            notifications  the notification outbox: pending, delivered, failing per channel, oldest pending
             """)
 
     enum Action: String, ExpressibleByArgument, CaseIterable {
-        case status, config, providers, keys, cache, flush, reload, metrics
+        case status, config, providers, keys, cache, flush, reload, metrics, notifications
     }
 
-    @Argument(help: "status | config | providers | keys | cache | flush | reload | metrics") var action: Action
+    @Argument(help: "status | config | providers | keys | cache | flush | reload | metrics | notifications") var action: Action
     @Option(help: "The admin socket (default: admin.socket of --config's file, else /run/llm-gateway/admin.sock).") var socket: String?
     @Option(help: "Configuration file to read admin.socket from.") var config: String?
     @Flag(help: "Print the daemon's JSON answer instead of a table.") var json = false
@@ -157,6 +158,7 @@ struct Ctl: AsyncParsableCommand {
         case .flush: (.post, "/cache/flush")
         case .reload: (.post, "/reload")
         case .metrics: (.get, "/metrics")
+        case .notifications: (.get, "/notifications")
         }
         let answer: (status: Int, body: String)
         do {
@@ -182,6 +184,7 @@ struct Ctl: AsyncParsableCommand {
             case .keys: print(AdminReport.keys(body), terminator: "")
             case .cache, .flush: print(AdminReport.cache(body), terminator: "")
             case .reload: print(AdminReport.reload(body), terminator: "")
+            case .notifications: print(AdminReport.notifications(body), terminator: "")
             case .config, .metrics: break
             }
         }

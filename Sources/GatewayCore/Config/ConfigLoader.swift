@@ -84,7 +84,7 @@ public enum ConfigLoader {
 
     static let sections = [
         "server", "admin", "logging", "providers", "models", "keys",
-        "cache", "rate_limits", "redis", "request_log", "postgres", "metrics",
+        "cache", "rate_limits", "redis", "request_log", "postgres", "metrics", "notifications",
     ]
 
     private static func readConfig(_ root: Node?, _ reader: ConfigReader) -> GatewayConfig {
@@ -103,6 +103,7 @@ public enum ConfigLoader {
         config.redis = readRedis(top, reader)
         config.requestLog = readRequestLog(top, reader)
         config.postgres = readPostgres(top, reader)
+        config.notifications = readNotifications(top, requestLog: config.requestLog, reader)
         return config
     }
 

@@ -26,6 +26,8 @@ public struct GatewayConfig: Sendable {
     public var logging = LoggingSettings()
     /// Where Prometheus reads `/metrics` besides the admin socket.
     public var metrics = MetricsSettings()
+    /// Channels that budget alerts and anomalies are delivered to (`Notifications/`).
+    public var notifications = NotificationSettings()
 
     public init() {}
 
