@@ -32,9 +32,11 @@ run: deps
 	$(SWIFT) build
 	.build/debug/llm-gateway serve --config $(CONFIG)
 
-# Python's official openai SDK drives the gateway in one of the end-to-end tests.
+# Python's official openai SDK drives the gateway in one of the end-to-end tests; aiosmtpd is the SMTP relay the
+# email notifications are delivered to (Tests/smtp/smtp_sink.py).
 test-deps:
 	@python3 -c 'import openai' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check openai
+	@python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
 
 # The suite's output is kept in .build/test.log; on failure, the failed expectations are repeated at the end.
 # Many tests run real servers and processes: four at a time keeps their timers honest on a 2-core machine
