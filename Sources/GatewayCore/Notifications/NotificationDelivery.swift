@@ -117,7 +117,11 @@ public final class NotificationDelivery: Service, Sendable {
             logger.warning("claiming a notification failed", metadata: ["channel": "\(channel.name)", "error": "\(error)"])
             return false
         }
-        let result = await sender.send(row.event, via: channel)
+        var result = await sender.send(row.event, via: channel)
+        if Task.isCancelled, result != .delivered {
+            // Stopped mid-attempt (graceful shutdown lets attempts finish; this is a cancellation): try again soon.
+            result = .retry("the attempt was cancelled: the gateway stopped")
+        }
         let after = clock.nowMicros()
         var metadata: Logger.Metadata = [
             "channel": "\(channel.name)", "type": "\(channel.type)", "event": "\(row.event.id)", "attempt": "\(row.attempts)",
@@ -148,7 +152,12 @@ public final class NotificationDelivery: Service, Sendable {
             }
         }
         do {
-            try await store.finish(seq: row.seq, owner: owner, outcome: outcome, nowMicros: after)
+            // Recorded even when this task is being cancelled: the attempt was made (the stores refuse work in a
+            // cancelled task, and the row would wait for its lease to run out and go out again).
+            let owner = self.owner
+            try await Task(executorPreference: TaskPlacement.preferredExecutor) {
+                try await store.finish(seq: row.seq, owner: owner, outcome: outcome, nowMicros: after)
+            }.value
         } catch {
             // The lease runs out and the row is claimed again: a receiver may see it twice, with the same id.
             logger.warning("recording a notification's outcome failed", metadata: ["channel": "\(channel.name)", "error": "\(error)"])

@@ -133,7 +133,7 @@ public final class NotificationOutbox: Sendable {
 
     /// Closes the store's connections, when it was opened.
     public func close() async {
-        await opener.opened?.close()
+        await opener.close()
     }
 }
 
@@ -147,8 +147,15 @@ private actor StoreOpener {
         self.open = open
     }
 
+    struct Closed: Error, CustomStringConvertible {
+        var description: String { "the notification outbox is closed" }
+    }
+
+    private var closed = false
+
     func store() async throws -> any NotificationOutboxStore {
         if let opened { return opened }
+        guard !closed else { throw Closed() }
         let task = opening ?? Task(executorPreference: TaskPlacement.preferredExecutor) { [open] in try await open() }
         opening = task
         do {
@@ -159,5 +166,15 @@ private actor StoreOpener {
             opening = nil
             throw error
         }
+    }
+
+    /// Closes the store, waiting for an open under way; later calls of `store()` throw.
+    func close() async {
+        closed = true
+        var store = opened
+        if store == nil, let opening { store = try? await opening.value }
+        opened = nil
+        opening = nil
+        await store?.close()
     }
 }

@@ -73,8 +73,11 @@ final class SQLiteOutboxExecutor: OutboxSQLExecutor {
         }
     }
 
+    /// Closes the file, in a task of its own: SQLiteNIO refuses to close from a cancelled task, and an unclosed
+    /// connection traps when it is freed.
     func close() async {
-        try? await connection.close()
+        let connection = self.connection
+        await Task(executorPreference: TaskPlacement.preferredExecutor) { try? await connection.close() }.value
     }
 }
 

@@ -31,6 +31,9 @@ struct SMTPClient: Sendable {
         var text: String { "\(code) " + lines.joined(separator: " / ") }
     }
 
+    /// One TLS context for every mail (making one reads the system's trust store: too dear for each attempt).
+    static let tlsContext = Result { try NIOSSLContext(configuration: .makeClientConfiguration()) }
+
     static let maxLineBytes = 4096
     static let maxReplyLines = 100
 
@@ -51,7 +54,7 @@ struct SMTPClient: Sendable {
 
     private func converse(_ message: MailMessage) async throws {
         let host = settings.host
-        let tls = try NIOSSLContext(configuration: .makeClientConfiguration())
+        let tls = try Self.tlsContext.get()
         let serverName = Self.isIPAddress(host) ? nil : host
         let implicitTLS = settings.implicitTLS
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)

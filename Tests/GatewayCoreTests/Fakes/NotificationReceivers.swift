@@ -4,6 +4,7 @@ import Hummingbird
 import HTTPTypes
 import NIOConcurrencyHelpers
 import NIOCore
+import ServiceLifecycle
 @testable import GatewayCore
 
 /// In-process receivers of notifications on one free loopback port, each checking what the real one checks:
@@ -47,12 +48,21 @@ final class NotificationReceivers: Sendable {
         let app = Application(
             responder: responder, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) }, logger: FakeUpstream.quietLogger)
+        // Stopped gracefully, not cancelled: a connection a client's pool was still opening when the test ended
+        // would otherwise reach a server whose accept loop is gone (NIO traps on the unconsumed channel).
+        let services = ServiceGroup(configuration: .init(services: [app], logger: FakeUpstream.quietLogger))
         return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.runService() }
+            group.addTask { try await services.run() }
             var ports = stream.makeAsyncIterator()
             let port = await ports.next() ?? 0
-            defer { group.cancelAll() }
-            return try await body(port)
+            do {
+                let result = try await body(port)
+                await services.triggerGracefulShutdown()
+                return result
+            } catch {
+                await services.triggerGracefulShutdown()
+                throw error
+            }
         }
     }
 
