@@ -15,7 +15,8 @@ SWIFT ?= swift
 # hiredis (libhiredis-dev) formats and parses the Redis protocol; the Redis client's tests run a real redis-server,
 # the PostgreSQL request log's tests a throwaway PostgreSQL cluster (postgresql).
 # mandoc lints the man pages, systemd-analyze (systemd) verifies the unit.
-DEB_PACKAGES = libhiredis-dev redis-server postgresql mandoc systemd
+# openssl makes the certificate of the SMTP relay the STARTTLS test talks to.
+DEB_PACKAGES = libhiredis-dev redis-server postgresql mandoc systemd openssl
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test test-release deps test-deps lint build release bench-floor install clean

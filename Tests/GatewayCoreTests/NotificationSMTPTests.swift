@@ -1,4 +1,5 @@
 import Foundation
+import NIOSSL
 import Testing
 @testable import GatewayCore
 
@@ -67,6 +68,40 @@ struct NotificationSMTPTests {
             #expect(sink.messages.isEmpty)
             // `auto` goes on in the clear when the relay does not offer it.
             #expect(await Self.sender.send(event, via: auto) == .delivered)
+            #expect(sink.messages.count == 1)
+        }
+    }
+
+    /// STARTTLS on a relay that takes AUTH only over TLS (its certificate made here, trusted by the test's client).
+    @Test func startTLSUpgradesTheConnectionBeforeAuth() async throws {
+        let folder = NSTemporaryDirectory() + "smtp-tls-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let made = try await ProcessRunner.run("/usr/bin/openssl", [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", folder + "/key.pem", "-out", folder + "/cert.pem", "-days", "2",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
+        #expect(made.status == 0, "\(made.stderr)")
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .file(folder + "/cert.pem")
+        let tls = try NIOSSLContext(configuration: configuration)
+        try await withSMTPSink(user: "gw", password: "pw", tls: (folder + "/cert.pem", folder + "/key.pem")) { sink in
+            var settings = try EmailSettings(smtp: "smtp://gw:pw@127.0.0.1:\(sink.port)", from: "gateway@example.com", to: ["ops@example.com"], startTLS: .always)
+            let message = MailMessage(event: Delivery.event(1, channels: ["mail"]), settings: settings)
+            #expect(await SMTPClient(settings: settings, timeout: .seconds(10), tls: tls).send(message) == .delivered)
+            #expect(sink.messages.first?.login == "gw")
+            // Without STARTTLS the relay refuses AUTH: retried, never sent in the clear.
+            settings.startTLS = .never
+            let clear = await SMTPClient(settings: settings, timeout: .seconds(10), tls: tls).send(message)
+            #expect(clear == .retry("SMTP: the relay offers neither AUTH PLAIN nor AUTH LOGIN (relays often offer AUTH only after STARTTLS)"))
+            #expect(sink.messages.count == 1)
+            // And a relay whose certificate is not trusted is not talked to.
+            settings.startTLS = .auto
+            let untrusted = await SMTPClient(settings: settings, timeout: .seconds(10)).send(message)
+            guard case .retry = untrusted else {
+                Issue.record("an untrusted certificate gave \(untrusted)")
+                return
+            }
             #expect(sink.messages.count == 1)
         }
     }

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """An SMTP relay for the notification tests (aiosmtpd): writes each accepted message to a folder as JSON.
 
-    smtp_sink.py FOLDER [--user NAME --password SECRET] [--exclude-plain]
+    smtp_sink.py FOLDER [--user NAME --password SECRET] [--exclude-plain] [--tls CERT KEY]
 
 Binds a free loopback port and writes it to FOLDER/port; each message goes to FOLDER/<n>.json with its envelope
 (mail_from, rcpt_tos), the login that authenticated (or null) and the DATA as received (dot-stuffing undone).
-A recipient whose address starts with "nobody@" is refused with 550. No STARTTLS is offered. Runs until killed.
+A recipient whose address starts with "nobody@" is refused with 550. STARTTLS is offered only with --tls, and
+then AUTH only after it. Runs until killed.
 """
 import argparse
 import asyncio
@@ -13,6 +14,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import threading
 
 from aiosmtpd.controller import Controller
@@ -55,6 +57,7 @@ def main():
     parser.add_argument("--user")
     parser.add_argument("--password")
     parser.add_argument("--exclude-plain", action="store_true")
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     options = parser.parse_args()
 
     def authenticate(server, session, envelope, mechanism, auth_data):
@@ -64,9 +67,13 @@ def main():
 
     extra = {}
     if options.user:
-        extra = dict(authenticator=authenticate, auth_required=True, auth_require_tls=False)
+        extra = dict(authenticator=authenticate, auth_required=True, auth_require_tls=bool(options.tls))
         if options.exclude_plain:
             extra["auth_exclude_mechanism"] = ["PLAIN"]
+    if options.tls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(options.tls[0], options.tls[1])
+        extra["tls_context"] = context
     # A free port, found by binding port 0 (aiosmtpd cannot start on port 0 itself); another taker is retried.
     for attempt in range(5):
         with socket.socket() as probe:

@@ -11,6 +11,8 @@ import NIOSSL
 struct SMTPClient: Sendable {
     let settings: EmailSettings
     let timeout: Duration
+    /// TLS for STARTTLS and `smtps://`; nil: the system's trust store (tests bring their own root).
+    var tls: NIOSSLContext?
 
     /// A reply the conversation did not expect, and the command it answered.
     struct UnexpectedReply: Error {
@@ -54,7 +56,7 @@ struct SMTPClient: Sendable {
 
     private func converse(_ message: MailMessage) async throws {
         let host = settings.host
-        let tls = try Self.tlsContext.get()
+        let tls = try self.tls ?? Self.tlsContext.get()
         let serverName = Self.isIPAddress(host) ? nil : host
         let implicitTLS = settings.implicitTLS
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -79,6 +81,7 @@ struct SMTPClient: Sendable {
             guard greeting.code == 220 else { throw UnexpectedReply(command: "greeting", reply: greeting) }
             let helo = "EHLO " + Self.localName()
             var capabilities = try await command(helo, "EHLO", expect: [250]).lines.dropFirst().map { $0.uppercased() }
+            var secured = implicitTLS
             if !implicitTLS {
                 let offered = capabilities.contains { $0 == "STARTTLS" }
                 if settings.startTLS == .always && !offered {
@@ -91,6 +94,7 @@ struct SMTPClient: Sendable {
                             NIOSSLClientHandler(context: tls, serverHostname: serverName), position: .first)
                     }.get()
                     capabilities = try await command(helo, "EHLO", expect: [250]).lines.dropFirst().map { $0.uppercased() }
+                    secured = true
                 }
             }
             if let user = settings.username {
@@ -104,7 +108,8 @@ struct SMTPClient: Sendable {
                     _ = try await command(Data(user.utf8).base64EncodedString(), "AUTH", expect: [334])
                     _ = try await command(Data(password.utf8).base64EncodedString(), "AUTH", expect: [235])
                 } else {
-                    throw ProtocolError(description: "the relay offers neither AUTH PLAIN nor AUTH LOGIN")
+                    let hint = secured ? "" : " (relays often offer AUTH only after STARTTLS)"
+                    throw ProtocolError(description: "the relay offers neither AUTH PLAIN nor AUTH LOGIN" + hint)
                 }
             }
             _ = try await command("MAIL FROM:<\(message.from)>", "MAIL FROM", expect: [250])

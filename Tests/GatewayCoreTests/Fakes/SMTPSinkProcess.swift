@@ -24,7 +24,8 @@ final class SMTPSinkProcess: @unchecked Sendable {
     private let process: Process
 
     /// Starts the relay; with `user`, it requires AUTH with `password` (PLAIN and LOGIN, or LOGIN alone with `loginOnly`).
-    init(user: String? = nil, password: String? = nil, loginOnly: Bool = false) async throws {
+    /// With `tls` (certificate and key files), it offers STARTTLS and takes AUTH only after it.
+    init(user: String? = nil, password: String? = nil, loginOnly: Bool = false, tls: (certificate: String, key: String)? = nil) async throws {
         folder = NSTemporaryDirectory() + "smtp-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         process = Process()
@@ -32,6 +33,7 @@ final class SMTPSinkProcess: @unchecked Sendable {
         var arguments = ["python3", ProcessRunner.packageRoot.appendingPathComponent("Tests/smtp/smtp_sink.py").path, folder]
         if let user, let password { arguments += ["--user", user, "--password", password] }
         if loginOnly { arguments.append("--exclude-plain") }
+        if let tls { arguments += ["--tls", tls.certificate, tls.key] }
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
@@ -69,9 +71,10 @@ final class SMTPSinkProcess: @unchecked Sendable {
 
 /// Runs `body` with a fresh SMTP relay, stopping it afterwards whatever happens.
 func withSMTPSink<Result: Sendable>(
-    user: String? = nil, password: String? = nil, loginOnly: Bool = false, _ body: (SMTPSinkProcess) async throws -> Result
+    user: String? = nil, password: String? = nil, loginOnly: Bool = false, tls: (certificate: String, key: String)? = nil,
+    _ body: (SMTPSinkProcess) async throws -> Result
 ) async throws -> Result {
-    let sink = try await SMTPSinkProcess(user: user, password: password, loginOnly: loginOnly)
+    let sink = try await SMTPSinkProcess(user: user, password: password, loginOnly: loginOnly, tls: tls)
     defer { sink.stop() }
     return try await body(sink)
 }
