@@ -82,6 +82,8 @@ public final class NotificationOutbox: Sendable {
     /// Stores `event` for each of its channels, once per id whoever publishes it (another gateway, a restarted one).
     ///
     /// Channels not configured are skipped (and logged). Stored events are delivered by `NotificationDelivery`.
+    /// Publish an event once with all its channels: with Redis, a later publish of the same id stores nothing,
+    /// whatever channels it names.
     /// - Returns: true when the event was new here: at least one row was stored.
     /// - Throws: when the store cannot be opened or written; publishing again later is safe.
     public func publish(_ event: NotificationEvent) async throws -> Bool {
