@@ -15,7 +15,8 @@ SWIFT ?= swift
 # hiredis (libhiredis-dev) formats and parses the Redis protocol; the Redis client's tests run a real redis-server,
 # the PostgreSQL request log's tests a throwaway PostgreSQL cluster (postgresql).
 # mandoc lints the man pages, systemd-analyze (systemd) verifies the unit.
-DEB_PACKAGES = libhiredis-dev redis-server postgresql mandoc systemd
+# openssl makes the certificate of the SMTP relay the STARTTLS test talks to.
+DEB_PACKAGES = libhiredis-dev redis-server postgresql mandoc systemd openssl
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test test-release deps test-deps lint build release bench-floor install clean
@@ -32,9 +33,11 @@ run: deps
 	$(SWIFT) build
 	.build/debug/llm-gateway serve --config $(CONFIG)
 
-# Python's official openai SDK drives the gateway in one of the end-to-end tests.
+# Python's official openai SDK drives the gateway in one of the end-to-end tests; aiosmtpd is the SMTP relay the
+# email notifications are delivered to (Tests/smtp/smtp_sink.py).
 test-deps:
 	@python3 -c 'import openai' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check openai
+	@python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
 
 # The suite's output is kept in .build/test.log; on failure, the failed expectations are repeated at the end.
 # Many tests run real servers and processes: four at a time keeps their timers honest on a 2-core machine

@@ -136,16 +136,17 @@ struct Ctl: AsyncParsableCommand {
             flush      empty the response cache
             reload     re-read the configuration file (as SIGHUP does); exits 1 when it is refused
             metrics    Prometheus metrics (text)
+            notifications  the notification outbox: pending, delivered, failing per channel, oldest pending
             budgets    every budget and bucket: window, spent, held, limit, percent, forecast, last event
             budgets reset NAME [--bucket DIMENSION=VALUE ...]
                        forget the spend of a budget's current window (one bucket, or all); logged
             """)
 
     enum Action: String, ExpressibleByArgument, CaseIterable {
-        case status, config, providers, keys, cache, flush, reload, metrics, budgets
+        case status, config, providers, keys, cache, flush, reload, metrics, notifications, budgets
     }
 
-    @Argument(help: "status | config | providers | keys | cache | flush | reload | metrics | budgets") var action: Action
+    @Argument(help: "status | config | providers | keys | cache | flush | reload | metrics | notifications | budgets") var action: Action
     @Argument(help: "For budgets: reset NAME.") var arguments: [String] = []
     @Option(help: "With budgets reset: the bucket to reset, one DIMENSION=VALUE per dimension of the budget's per.") var bucket: [String] = []
     @Option(help: "The admin socket (default: admin.socket of --config's file, else /run/llm-gateway/admin.sock).") var socket: String?
@@ -164,6 +165,7 @@ struct Ctl: AsyncParsableCommand {
         case .reload: (.post, "/reload")
         case .metrics: (.get, "/metrics")
         case .budgets: try budgetsCall()
+        case .notifications: (.get, "/notifications")
         }
         let answer: (status: Int, body: String)
         do {
@@ -195,6 +197,7 @@ struct Ctl: AsyncParsableCommand {
                 } else if answer.status < 400 {
                     print(AdminReport.budgetReset(body))
                 }
+            case .notifications: print(AdminReport.notifications(body), terminator: "")
             case .config, .metrics: break
             }
         }

@@ -65,6 +65,10 @@ struct BudgetTests {
                 notify: [ops-slack, pager]
               - {name: rolling, limit_usd: 1.5, window: 24h}
             budgets_on_backend_error: deny
+            notifications:
+              channels:
+                ops-slack: {type: slack, url: "https://hooks.slack.com/services/T000/B000/XXXX"}
+                pager: {type: pagerduty, routing_key: "0123456789abcdef0123456789abcdef"}
             """
         let result = ConfigLoader.parse(yaml: yaml, file: "gateway.yaml", environment: [:])
         #expect(result.errors.isEmpty, "\(result.errors)")
@@ -96,6 +100,7 @@ struct BudgetTests {
         ("timezone: Mars/Olympus", "unknown time zone"),
         ("window: fortnight", "invalid window"),
         ("mode: strict", "invalid value \"strict\""),
+        ("notify: [nowhere]", "unknown channel \"nowhere\""),
     ])
     func checkNamesEachBadBudgetSettingWithItsPosition(line: String, message: String) {
         let yaml = """
@@ -495,7 +500,8 @@ struct BudgetTests {
 /// rebuilds the window's spend from the SQLite request log.
 @Suite("Budgets in the daemon", .timeLimit(.minutes(2)))
 struct BudgetDaemonTests {
-    static func yaml(_ fakes: GatewayHarness, port: Int, log: String) -> String {
+    /// The listener, the fake OpenAI, the model `pricey` ($0.001 a token) and the request log in `log`.
+    static func base(_ fakes: GatewayHarness, port: Int, log: String) -> String {
         let upstream = fakes.openai.baseURL(port: fakes.fakePorts[.openai]!)
         return """
             server: {listen: "127.0.0.1:\(port)"}
@@ -503,6 +509,14 @@ struct BudgetDaemonTests {
               openai: {type: openai, base_url: "\(upstream)", api_key: "\(fakes.openai.key)"}
             models:
               pricey: {provider: openai, upstream: gpt-4o-mini, price: {input: 1000, output: 1000}}
+            cache: {backend: off}
+            request_log: {backend: sqlite, path: "\(log)", flush_interval: 50ms}
+
+            """
+    }
+
+    static func yaml(_ fakes: GatewayHarness, port: Int, log: String) -> String {
+        base(fakes, port: port, log: log) + """
             keys:
               - name: app
                 sha256: \(KeyHash.sha256Hex(GatewayHarness.clientKey))
@@ -513,8 +527,6 @@ struct BudgetDaemonTests {
                 limit_usd: 5
                 window: day
                 timezone: Europe/Berlin
-            cache: {backend: off}
-            request_log: {backend: sqlite, path: "\(log)", flush_interval: 50ms}
             """
     }
 
@@ -579,6 +591,55 @@ struct BudgetDaemonTests {
             let unknown = try await ctl("budgets", "reset", "nope")
             #expect(unknown.status == 1)
             #expect(await daemon.stop() == 0)
+        }
+    }
+
+    @Test func thresholdsReachAWebhookSignedAndOnceAcrossARestart() async throws {
+        let receivers = NotificationReceivers()
+        let directory = NSTemporaryDirectory() + "budget-hook-\(RandomID.make(prefix: "", length: 8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await receivers.run { hookPort in
+            try await GatewayHarness.with { fakes in
+                let yaml: (Int) -> String = { port in
+                    Self.base(fakes, port: port, log: "\(directory)/requests.db") + """
+                    keys:
+                      - {name: app, sha256: \(KeyHash.sha256Hex(GatewayHarness.clientKey))}
+                    budgets:
+                      - {name: team, limit_usd: 0.05, mode: soft, notify: [hook]}
+                    notifications:
+                      channels:
+                        hook: {type: webhook, url: "http://127.0.0.1:\(hookPort)/hook", secret: "\(receivers.secret)"}
+                    """
+                }
+                var daemon = try await DaemonProcess(configuration: yaml)
+                var api = AdminTests.client(daemon, fakes)
+                for index in 0..<6 { #expect(try await api.post(json: BudgetTests.ask("spend \(index)")).status == 200) }
+                func thresholds() -> [Int] {
+                    receivers.accepted("/hook").compactMap { $0.json?["threshold"]?.intValue }.map { Int($0) }.sorted()
+                }
+                let started = ContinuousClock.now
+                while thresholds().count < 3, ContinuousClock.now - started < .seconds(20) { try await Task.sleep(for: .milliseconds(50)) }
+                #expect(thresholds() == [70, 85, 100])
+                let first = try #require(receivers.accepted("/hook").first?.json)
+                #expect(first["type"]?.stringValue == "budget.threshold")
+                #expect(first["budget"]?.stringValue == "team")
+                #expect(first["limit_usd"]?.doubleValue == 0.05)
+                #expect(first["window"]?["start"]?.stringValue != nil && first["window"]?["end"]?.stringValue != nil)
+                let rejected = receivers.received.filter { !$0.accepted }
+                #expect(rejected.isEmpty, "every body was signed with the secret")
+                try await Task.sleep(for: .milliseconds(200))
+                #expect(await daemon.stop() == 0)
+
+                // A restart rebuilds the spend: more spending passes no threshold again, and nothing is sent twice.
+                daemon = try await DaemonProcess(configuration: yaml)
+                api = AdminTests.client(daemon, fakes)
+                for index in 0..<2 { #expect(try await api.post(json: BudgetTests.ask("more \(index)")).status == 200) }
+                try await Task.sleep(for: .seconds(1))
+                #expect(thresholds() == [70, 85, 100])
+                #expect(Set(receivers.accepted("/hook").compactMap { $0.json?["id"]?.stringValue }).count == 3)
+                #expect(await daemon.stop() == 0)
+            }
         }
     }
 }

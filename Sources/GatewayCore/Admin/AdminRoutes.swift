@@ -23,6 +23,18 @@ struct AdminRoutes: Sendable {
         router.post("reload") { _, _ in await reload() }
         router.get("metrics") { _, _ in Response.metrics(gateway.metrics.exposition(for: gateway)) }
         addBudgets(to: router)
+        router.get("notifications") { _, _ in await notifications() }
+    }
+
+    /// The notification outbox per channel (see `NotificationOutbox.adminJSON`).
+    func notifications() async -> Response {
+        do {
+            return .json(try await gateway.notifications.adminJSON())
+        } catch {
+            return .json(
+                ["error": ["message": .string("The notification outbox cannot be read: \(error)"), "type": "server_error", "code": "outbox_unavailable"]],
+                status: 503)
+        }
     }
 
     func status() -> JSON {

@@ -7,7 +7,7 @@ extension ConfigLoader {
     static let budgetKeys = ["name", "per", "where", "limit_usd", "window", "timezone", "mode", "alerts", "notify"]
     static let keyBudgetKeys = ["limit_usd", "window", "mode", "timezone", "alerts", "notify"]
 
-    static func readBudgets(_ top: Section, _ reader: ConfigReader) -> [BudgetConfig] {
+    static func readBudgets(_ top: Section, channels: Set<String>, _ reader: ConfigReader) -> [BudgetConfig] {
         guard let node = top["budgets"], let items = reader.sequence(node, path: "budgets", of: "budgets ({name: …, limit_usd: …})") else {
             return []
         }
@@ -29,7 +29,7 @@ extension ConfigLoader {
             } else if section["name"] == nil {
                 reader.error("missing name", at: item, path: path)
             }
-            guard let limit = readBudgetBody(section, reader, requireLimit: true) else { continue }
+            guard let limit = readBudgetBody(section, reader, requireLimit: true, channels: channels) else { continue }
             guard let name else { continue }
             var budget = limit
             budget.name = name
@@ -54,7 +54,7 @@ extension ConfigLoader {
 
     /// `limit_usd`, `window`, `timezone`, `mode`, `alerts`, `notify` of a budget or a key's shorthand; nil when the
     /// limit is missing or invalid.
-    static func readBudgetBody(_ section: Section, _ reader: ConfigReader, requireLimit: Bool) -> BudgetConfig? {
+    static func readBudgetBody(_ section: Section, _ reader: ConfigReader, requireLimit: Bool, channels: Set<String>) -> BudgetConfig? {
         var budget = BudgetConfig(name: "", limitUSD: 0)
         var valid = true
         if let node = section["limit_usd"] {
@@ -102,7 +102,14 @@ extension ConfigLoader {
         }
         if let node = section["notify"], let values = reader.sequence(node, path: section.path("notify"), of: "channel names") {
             budget.notify = values.enumerated().compactMap { offset, value in
-                reader.string(value, path: "\(section.path("notify"))[\(offset)]", allowEmpty: false)
+                let path = "\(section.path("notify"))[\(offset)]"
+                guard let name = reader.string(value, path: path, allowEmpty: false) else { return nil }
+                guard channels.contains(name) else {
+                    let known = channels.isEmpty ? "notifications.channels names none" : "use \(Suggestion.list(channels.sorted()))"
+                    reader.error("unknown channel \"\(name)\" (\(known))", at: value, path: path)
+                    return nil
+                }
+                return name
             }
         }
         return valid ? budget : nil
@@ -128,9 +135,9 @@ extension ConfigLoader {
     }
 
     /// A key's `budget:` shorthand: a budget named `key-<name>` counting that key's requests.
-    static func readKeyBudget(_ node: Node, keyName: String?, path: String, _ reader: ConfigReader) -> BudgetConfig? {
+    static func readKeyBudget(_ node: Node, keyName: String?, path: String, channels: Set<String>, _ reader: ConfigReader) -> BudgetConfig? {
         guard let section = reader.section(node, path: path, known: keyBudgetKeys),
-            var budget = readBudgetBody(section, reader, requireLimit: true)
+            var budget = readBudgetBody(section, reader, requireLimit: true, channels: channels)
         else { return nil }
         budget.name = "key-\(keyName ?? "")"
         budget.filter = [BudgetFilter(.key, keyName ?? "")]

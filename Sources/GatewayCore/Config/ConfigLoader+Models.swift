@@ -191,7 +191,7 @@ extension ConfigLoader {
 extension ConfigLoader {
     static let keyKeys = ["name", "sha256", "prefix", "models", "rate_limit", "cache", "budget"]
 
-    static func readKeys(_ top: Section, _ reader: ConfigReader) -> [KeyConfig] {
+    static func readKeys(_ top: Section, channels: Set<String>, _ reader: ConfigReader) -> [KeyConfig] {
         let keysNode = top.entries["keys"]?.value
         let noKeys = "no keys configured: every API request will be refused with 401 (add keys: with the sha256 of each key)"
         guard let node = keysNode, let items = reader.sequence(node, path: "keys", of: "keys ({name: …, sha256: …})") else {
@@ -257,7 +257,7 @@ extension ConfigLoader {
             }
             let rateLimit = section["rate_limit"].flatMap { readRateLimit($0, path: section.path("rate_limit"), reader) }
             let cache = section["cache"].flatMap { readKeyCache($0, path: section.path("cache"), reader) }
-            let budget = section["budget"].flatMap { readKeyBudget($0, keyName: name, path: section.path("budget"), reader) }
+            let budget = section["budget"].flatMap { readKeyBudget($0, keyName: name, path: section.path("budget"), channels: channels, reader) }
 
             guard let name, let sha256 else { continue }
             var key = KeyConfig(name: name, sha256: sha256, models: models)

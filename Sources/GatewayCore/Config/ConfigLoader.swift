@@ -84,7 +84,7 @@ public enum ConfigLoader {
 
     static let sections = [
         "server", "admin", "logging", "providers", "models", "keys",
-        "cache", "rate_limits", "redis", "request_log", "postgres", "metrics",
+        "cache", "rate_limits", "redis", "request_log", "postgres", "metrics", "notifications",
         "budgets", "budgets_on_backend_error",
     ]
 
@@ -98,14 +98,16 @@ public enum ConfigLoader {
         config.providers = readProviders(top, reader)
         config.models = readModels(top, providers: config.providers, reader)
         checkFallbacks(top, config: config, reader)
-        config.keys = readKeys(top, reader)
+        // Before keys and budgets, whose `notify` names its channels.
+        config.requestLog = readRequestLog(top, reader)
+        config.notifications = readNotifications(top, requestLog: config.requestLog, reader)
+        config.keys = readKeys(top, channels: config.notifications.channelNames, reader)
         config.cache = readCache(top, reader)
         config.rateLimits = readRateLimits(top, reader)
         config.redis = readRedis(top, reader)
-        config.requestLog = readRequestLog(top, reader)
         config.postgres = readPostgres(top, reader)
         config.redisConfigured = top["redis"] != nil
-        config.budgets = readBudgets(top, reader)
+        config.budgets = readBudgets(top, channels: config.notifications.channelNames, reader)
         config.budgetSettings = readBudgetSettings(top, reader)
         checkBudgets(top, config: config, reader)
         return config

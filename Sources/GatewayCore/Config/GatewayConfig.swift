@@ -35,6 +35,8 @@ public struct GatewayConfig: Sendable {
 
     /// Every budget: `budgets:` and each key's `budget:` (named `key-<key name>`).
     public var allBudgets: [BudgetConfig] { budgets + keys.compactMap(\.budget) }
+    /// Channels that budget alerts and anomalies are delivered to (`Notifications/`).
+    public var notifications = NotificationSettings()
 
     public init() {}
 

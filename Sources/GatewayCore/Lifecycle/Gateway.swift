@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Hummingbird
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import ServiceLifecycle
 
@@ -28,6 +29,8 @@ public final class Gateway: Sendable {
     public let requestLog: (any RequestRecordSink)?
     /// Prometheus metrics.
     public let metrics: GatewayMetrics
+    /// Where budget alerts and anomalies are published (`publish`); `run` delivers them.
+    public let notifications: NotificationOutbox
     /// What each key used since start.
     public let keyUsage = KeyUsage()
     /// Every request's record goes to the metrics, the key usage and the request log.
@@ -63,7 +66,18 @@ public final class Gateway: Sendable {
         self.store = store
         self.metrics = GatewayMetrics(isNamedModel: { store.snapshot.models.isNamed($0) })
         self.clients = UpstreamClients(plainHTTP: plainHTTP)
-        self.stores = try Stores(config: config, logger: logger, budgetEvents: budgetEvents)
+        // Budget events go to the notification outbox, which is made after the stores (it shares their Redis).
+        let outbox = NIOLockedValueBox<NotificationOutbox?>(nil)
+        let logger = logger
+        self.stores = try Stores(config: config, logger: logger) { event in
+            await budgetEvents(event)
+            guard let notifications = outbox.withLockedValue({ $0 }) else { return }
+            await notifications.publishRetrying(NotificationEvent(event), logger: logger)
+        }
+        let notifications = NotificationOutbox(
+            config: config, redis: stores.redis, settings: { store.snapshot.config.notifications }, logger: logger)
+        outbox.withLockedValue { $0 = notifications }
+        self.notifications = notifications
         self.logger = logger
         self.notifier = notifier
         self.logLevel = logLevel
@@ -152,6 +166,7 @@ public final class Gateway: Sendable {
         // Stores first: graceful shutdown walks services in reverse, so the server drains before the log flushes.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let log = requestLog as? RequestLog { services.append(.init(service: log)) }
+        services.append(.init(service: NotificationDelivery(outbox: notifications, metrics: metrics)))
         services.append(.init(service: app))
         if let metricsApp = makeMetricsApplication() { services.append(.init(service: metricsApp)) }
         services.append(.init(service: AdminServer.application(gateway: self, reloader: reloader)))
@@ -184,6 +199,7 @@ public final class Gateway: Sendable {
 
     private func shutdownResources() async {
         await clients.shutdown()
+        await notifications.close()
         await stores.shutdown()
         await (requestLog as? RequestLog)?.closeStore()
     }

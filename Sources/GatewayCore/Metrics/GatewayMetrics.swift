@@ -43,6 +43,10 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
     nonisolated(unsafe) static let logRows = name(
         "request_log_rows", "", "Request-log rows since start, by state: written, spooled, rejected (refused by the database for their values, kept in the rejected-rows file), dropped.")
 
+    nonisolated(unsafe) static let notifications = name(
+        "notifications", "total", "Notification delivery attempts by channel and outcome: delivered, retried, failed (refused or given up).")
+    nonisolated(unsafe) static let notificationsPending = name("notifications_pending", "", "Notifications waiting in the outbox, by channel.")
+
     /// Backend failures already counted, by backend: the outage logs keep running totals.
     private let countedBackendErrors = NIOLockedValueBox<[String: Int]>([:])
     /// Budget figures already counted, by budget: the book keeps running totals.
@@ -147,6 +151,20 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
     /// Counts one reload.
     public func reloaded(_ result: ReloadOutcome.Result) {
         registry.makeCounter(descriptor: Self.reloads, labels: [("result", result.rawValue)]).increment()
+    }
+
+    // MARK: - Notifications
+
+    /// Counts one delivery attempt on `channel`: `delivered`, `retried` or `failed`.
+    public func notificationDelivery(channel: String, outcome: String) {
+        registry.makeCounter(descriptor: Self.notifications, labels: [("channel", channel), ("outcome", outcome)]).increment()
+    }
+
+    /// Sets the pending rows of each channel.
+    public func notificationsPending(_ counts: [(channel: String, pending: Int)]) {
+        for (channel, pending) in counts {
+            registry.makeGauge(descriptor: Self.notificationsPending, labels: [("channel", channel)]).set(Double(pending))
+        }
     }
 
     // MARK: - Exposition

@@ -41,17 +41,22 @@ public final class PostgresRequestLogStore: RequestLogStore {
     ///   - logger: for migrations applied and the pool's warnings; never the password.
     ///   - operationTimeout: bound on each `insert` and `stats`.
     public init(url: String, poolSize: Int, logger: Logger, operationTimeout: Duration = .seconds(10)) throws {
+        (client, runTask) = try Self.startClient(url: url, poolSize: poolSize, timeout: operationTimeout, logger: logger)
+        self.logger = logger
+        self.operationTimeout = operationTimeout
+    }
+
+    /// A PostgreSQL client for `url` with at most `poolSize` connections, and the task that runs it (cancel it to
+    /// stop the pool). Shared by the request log and the notification outbox.
+    static func startClient(url: String, poolSize: Int, timeout: Duration, logger: Logger) throws -> (PostgresClient, Task<Void, Never>) {
         var configuration = try PostgresURL(parsing: url).configuration
         configuration.options.maximumConnections = max(1, poolSize)
-        configuration.options.connectTimeout = min(operationTimeout, .seconds(10))
-        // The pool logs each failed reconnection at info level; the request-log writer reports outages itself.
+        configuration.options.connectTimeout = min(timeout, .seconds(10))
+        // The pool logs each failed reconnection at info level; its users report outages themselves.
         var backgroundLogger = logger
         backgroundLogger.logLevel = max(logger.logLevel, .warning)
         let client = PostgresClient(configuration: configuration, backgroundLogger: backgroundLogger)
-        self.client = client
-        self.logger = logger
-        self.operationTimeout = operationTimeout
-        self.runTask = Task(executorPreference: TaskPlacement.preferredExecutor) { await client.run() }
+        return (client, Task(executorPreference: TaskPlacement.preferredExecutor) { await client.run() })
     }
 
     deinit {
