@@ -89,8 +89,7 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "llm-gateway") { level.handler(label: $0) }
         logger.notice("starting", metadata: ["version": "\(GatewayVersion.current)", "config": "\(path)"])
         if !TaskPlacement.onEventLoops {
-            logger.warning("Swift concurrency runs on its own thread pool, not the event loops; requests pay a thread switch at every step",
-                           metadata: ["tasks": "\(TaskPlacement.current.rawValue)"])
+            logger.notice("Swift concurrency runs on its own thread pool (LLM_GATEWAY_TASKS=thread-pool), not the event loops")
         }
         let log = try await openStoreOrExit(config).map { RequestLog(store: $0, config: config, logger: logger) }
         let gateway = try Gateway(

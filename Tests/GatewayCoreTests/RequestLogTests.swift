@@ -438,6 +438,10 @@ final class SwitchableStore: RequestLogStore, @unchecked Sendable {
         try await base.spend(sinceMicros: sinceMicros)
     }
 
+    func hourlySpend(sinceMicros: Int64) async throws -> [HourlySpend] {
+        try await base.hourlySpend(sinceMicros: sinceMicros)
+    }
+
     func close() async { await base.close() }
 
     func refusesRows(_ error: any Error) -> Bool { base.refusesRows(error) }

@@ -82,6 +82,25 @@ enum EffectiveConfig {
                 "token": config.metrics.token == nil ? .null : redacted,
             ],
             "logging": ["level": .string(config.logging.level)],
+            "budgets": .array(config.allBudgets.map(budget)),
+            "budgets_on_backend_error": .string(config.budgetSettings.onBackendError.rawValue),
+            "notifications": [
+                "give_up_after": duration(config.notifications.giveUpAfter),
+                "channels": .object(config.notifications.channels.mapValues { channel in
+                    ["type": .string(channel.type), "target": .string(channel.redactedTarget)]
+                }),
+            ],
+        ]
+    }
+
+    static func budget(_ budget: BudgetConfig) -> JSON {
+        var filter: [String: JSON] = [:]
+        for entry in budget.filter { filter[entry.dimension.description] = .string(entry.pattern.pattern) }
+        return [
+            "name": .string(budget.name), "per": .array(budget.per.map { .string($0.description) }), "where": .object(filter),
+            "limit_usd": .double(budget.limitUSD), "window": .string(budget.window.description), "timezone": .string(budget.timeZone.identifier),
+            "mode": .string(budget.mode.rawValue), "alerts": .array(budget.alerts.map { .int(Int64($0)) }),
+            "notify": .array(budget.notify.map(JSON.string)),
         ]
     }
 

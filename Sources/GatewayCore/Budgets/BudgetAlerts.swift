@@ -16,12 +16,16 @@ public struct BudgetEvent: Sendable, Equatable {
     public var occurredAtMillis: Int64
     /// Where it goes (the budget's `notify`).
     public var channels: [String]
+    /// `budget.forecast`: the spend projected for the window's end.
+    public var projectedNanos: Int64?
+    /// A resolve (PagerDuty closes the incident the trigger opened): at a new window.
+    public var resolves = false
 
     /// Stable for the event, budget, bucket, window and threshold: the same on every gateway and after a restart,
     /// so the outbox and the receivers can drop a second copy.
     public var id: String {
         let bucketText = bucket.map { "\($0.dimension)=\($0.value)" }.joined(separator: ",")
-        let source = "\(type)|\(budget)|\(bucketText)|\(span.startMillis)|\(threshold.map(String.init) ?? "")"
+        let source = "\(resolves ? "resolve|" : "")\(type)|\(budget)|\(bucketText)|\(span.startMillis)|\(threshold.map(String.init) ?? "")"
         return "evt_" + KeyHash.sha256Hex(source).prefix(32)
     }
 
@@ -29,8 +33,11 @@ public struct BudgetEvent: Sendable, Equatable {
     public var summary: String {
         let bucketText = bucket.isEmpty ? "" : " (" + bucket.map { "\($0.dimension)=\($0.value)" }.joined(separator: ", ") + ")"
         let money = "$\(CostFormat.usd(BudgetMoney.usd(spentNanos))) of $\(CostFormat.usd(BudgetMoney.usd(limitNanos)))"
+        if resolves { return "budget \(budget)\(bucketText): a new window began" }
         switch type {
         case "budget.exceeded": return "budget \(budget)\(bucketText) refused a request: \(money) spent or held"
+        case "budget.forecast":
+            return "budget \(budget)\(bucketText) is projected to spend $\(CostFormat.usd(BudgetMoney.usd(projectedNanos ?? spentNanos))) of $\(CostFormat.usd(BudgetMoney.usd(limitNanos))) this window"
         default: return "budget \(budget)\(bucketText) passed \(threshold ?? 100) %: \(money)"
         }
     }

@@ -7,7 +7,7 @@ extension NotificationEvent {
         var bucket: [String: String] = [:]
         for value in event.bucket { bucket[value.dimension] = value.value }
         self.init(
-            id: event.id, type: event.type, budget: event.budget, bucket: bucket, threshold: event.threshold,
+            id: event.id, type: event.type, action: event.resolves ? .resolve : .trigger, budget: event.budget, bucket: bucket, threshold: event.threshold,
             spentUSD: BudgetMoney.usd(event.spentNanos), limitUSD: BudgetMoney.usd(event.limitNanos),
             windowStart: Date(timeIntervalSince1970: Double(event.span.startMillis) / 1000),
             windowEnd: Date(timeIntervalSince1970: Double(event.span.endMillis) / 1000),

@@ -100,18 +100,7 @@ extension ConfigLoader {
             }
             budget.alerts = Array(Set(alerts)).sorted()
         }
-        if let node = section["notify"], let values = reader.sequence(node, path: section.path("notify"), of: "channel names") {
-            budget.notify = values.enumerated().compactMap { offset, value in
-                let path = "\(section.path("notify"))[\(offset)]"
-                guard let name = reader.string(value, path: path, allowEmpty: false) else { return nil }
-                guard channels.contains(name) else {
-                    let known = channels.isEmpty ? "notifications.channels names none" : "use \(Suggestion.list(channels.sorted()))"
-                    reader.error("unknown channel \"\(name)\" (\(known))", at: value, path: path)
-                    return nil
-                }
-                return name
-            }
-        }
+        if let node = section["notify"] { budget.notify = readChannelNames(node, path: section.path("notify"), channels: channels, reader) }
         return valid ? budget : nil
     }
 
@@ -132,6 +121,39 @@ extension ConfigLoader {
             settings.onBackendError = value
         }
         return settings
+    }
+
+    /// `anomaly: {factor, min_usd, notify}`; nil when the section is absent.
+    static func readAnomaly(_ top: Section, channels: Set<String>, _ reader: ConfigReader) -> AnomalySettings? {
+        guard top["anomaly"] != nil, let section = reader.section(top["anomaly"], path: "anomaly", known: ["factor", "min_usd", "notify"]) else {
+            return nil
+        }
+        var settings = AnomalySettings()
+        if let node = section["factor"], let value = reader.double(node, path: section.path("factor")) {
+            if value <= 1 {
+                reader.error("must be more than 1 (how many times the usual spend), got \(value)", at: node, path: section.path("factor"))
+            } else {
+                settings.factor = value
+            }
+        }
+        if let node = section["min_usd"], let value = reader.double(node, path: section.path("min_usd")) { settings.minUSD = value }
+        if let node = section["notify"] { settings.notify = readChannelNames(node, path: section.path("notify"), channels: channels, reader) }
+        return settings
+    }
+
+    /// A `notify` list: each name must be a channel under `notifications.channels`.
+    static func readChannelNames(_ node: Node, path: String, channels: Set<String>, _ reader: ConfigReader) -> [String] {
+        guard let values = reader.sequence(node, path: path, of: "channel names") else { return [] }
+        return values.enumerated().compactMap { offset, value in
+            let path = "\(path)[\(offset)]"
+            guard let name = reader.string(value, path: path, allowEmpty: false) else { return nil }
+            guard channels.contains(name) else {
+                let known = channels.isEmpty ? "notifications.channels names none" : "use \(Suggestion.list(channels.sorted()))"
+                reader.error("unknown channel \"\(name)\" (\(known))", at: value, path: path)
+                return nil
+            }
+            return name
+        }
     }
 
     /// A key's `budget:` shorthand: a budget named `key-<name>` counting that key's requests.

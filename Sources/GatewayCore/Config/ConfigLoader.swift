@@ -85,7 +85,7 @@ public enum ConfigLoader {
     static let sections = [
         "server", "admin", "logging", "providers", "models", "keys",
         "cache", "rate_limits", "redis", "request_log", "postgres", "metrics", "notifications",
-        "budgets", "budgets_on_backend_error",
+        "budgets", "budgets_on_backend_error", "anomaly",
     ]
 
     private static func readConfig(_ root: Node?, _ reader: ConfigReader) -> GatewayConfig {
@@ -109,6 +109,7 @@ public enum ConfigLoader {
         config.redisConfigured = top["redis"] != nil
         config.budgets = readBudgets(top, channels: config.notifications.channelNames, reader)
         config.budgetSettings = readBudgetSettings(top, reader)
+        config.anomaly = readAnomaly(top, channels: config.notifications.channelNames, reader)
         checkBudgets(top, config: config, reader)
         return config
     }

@@ -30,6 +30,8 @@ public struct GatewayConfig: Sendable {
     public var budgets: [BudgetConfig] = []
     /// `budgets_on_backend_error`.
     public var budgetSettings = BudgetSettings()
+    /// `anomaly:`; nil (the section absent) watches for none.
+    public var anomaly: AnomalySettings?
     /// Whether the file has a `redis:` section: budgets then live in Redis, shared by the fleet.
     public var redisConfigured = false
 

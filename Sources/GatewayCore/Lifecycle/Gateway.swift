@@ -167,6 +167,13 @@ public final class Gateway: Sendable {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let log = requestLog as? RequestLog { services.append(.init(service: log)) }
         services.append(.init(service: NotificationDelivery(outbox: notifications, metrics: metrics)))
+        if let log = requestLog as? RequestLog {
+            let outbox = notifications
+            let logger = logger
+            services.append(.init(service: SpendMonitor(
+                book: stores.budgets, log: log.backingStore, snapshot: { [store] in store.snapshot },
+                publish: { event in await outbox.publishRetrying(event, logger: logger) }, logger: logger)))
+        }
         services.append(.init(service: app))
         if let metricsApp = makeMetricsApplication() { services.append(.init(service: metricsApp)) }
         services.append(.init(service: AdminServer.application(gateway: self, reloader: reloader)))

@@ -156,6 +156,24 @@ public final class PostgresRequestLogStore: RequestLogStore {
         }
     }
 
+    public func hourlySpend(sinceMicros: Int64) async throws -> [HourlySpend] {
+        let query: PostgresQuery = """
+            SELECT (floor(EXTRACT(EPOCH FROM created_at) / 3600) * 3600000000)::bigint, key_name, customer,
+                COALESCE(SUM(cost_usd), 0)::float8, COUNT(*)::bigint
+            FROM gateway_logs
+            WHERE created_at >= TIMESTAMPTZ 'epoch' + \(sinceMicros) * INTERVAL '1 microsecond'
+            GROUP BY 1, key_name, customer
+            """
+        return try await bounded("hourly spend", timeout: operationTimeout) { [client, logger] in
+            var rows: [HourlySpend] = []
+            let result = try await client.query(query, logger: logger)
+            for try await (hour, key, customer, cost, requests) in result.decode((Int64, String?, String?, Double, Int).self) {
+                rows.append(HourlySpend(hourStartMicros: hour, key: key, customer: customer, costUSD: cost, requests: requests))
+            }
+            return rows
+        }
+    }
+
     /// Stops the pool and waits for its connections to close.
     public func close() async {
         runTask.cancel()

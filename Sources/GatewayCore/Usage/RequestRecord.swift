@@ -177,6 +177,9 @@ public protocol RequestLogStore: Sendable {
     /// The spend of the rows created at or after `sinceMicros` that cost something, summed per quarter hour and per
     /// key, customer, feature, model, provider and metadata: what budgets rebuild their counters from.
     func spend(sinceMicros: Int64) async throws -> [SpendRow]
+    /// Spend and requests per hour, key and customer of the rows created at or after `sinceMicros`: what spend
+    /// anomalies are found in.
+    func hourlySpend(sinceMicros: Int64) async throws -> [HourlySpend]
     /// Releases connections.
     func close() async
 

@@ -206,6 +206,21 @@ public final class SQLiteRequestLogStore: RequestLogStore {
         }
     }
 
+    public func hourlySpend(sinceMicros: Int64) async throws -> [HourlySpend] {
+        try await connection.query(
+            """
+            SELECT (created_at / 3600000000) * 3600000000 AS hour, key_name, customer, COALESCE(SUM(cost_usd), 0.0) AS cost,
+                   COUNT(*) AS requests
+            FROM gateway_logs WHERE created_at >= ? GROUP BY 1, key_name, customer
+            """, [.integer(SQLiteInt64(sinceMicros))]
+        ).map { row in
+            HourlySpend(
+                hourStartMicros: Int64(row.column("hour")?.integer ?? 0), key: row.column("key_name")?.string,
+                customer: row.column("customer")?.string, costUSD: row.column("cost")?.double ?? 0,
+                requests: Int(row.column("requests")?.integer ?? 0))
+        }
+    }
+
     /// The first column of every row `sql` returns, as text (for tests and diagnostics).
     func strings(_ sql: String) async throws -> [String] {
         try await connection.query(sql).compactMap { $0.columns.first?.data.string }
