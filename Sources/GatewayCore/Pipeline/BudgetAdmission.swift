@@ -121,8 +121,15 @@ struct BudgetAdmission: AdmissionStep {
             await settle(usage: usage, costUSD: costUSD, servedBy: nil, logger: logger)
         }
 
+        /// In memory, at once; in Redis, in a task of its own, so the request's only round trip to Redis on its
+        /// way is the hold (the hold stays until the settlement replaces it, so nothing can overshoot meanwhile).
         func settle(usage: Usage?, costUSD: Double?, servedBy provider: String?, logger: Logger) async {
             let amount = usage == nil ? 0 : BudgetMoney.nanos(costUSD ?? 0)
+            guard book.isShared else { return await apply(amount, servedBy: provider, logger: logger) }
+            Task(executorPreference: TaskPlacement.preferredExecutor) { await apply(amount, servedBy: provider, logger: logger) }
+        }
+
+        private func apply(_ amount: Int64, servedBy provider: String?, logger: Logger) async {
             let now = book.clock()
             // The counters the request is charged to now that the provider that served is known: those it no
             // longer falls in are only released.
