@@ -384,6 +384,32 @@ struct BudgetTests {
         }
     }
 
+    @Test func aBerlinDayRollsOverAtLocalMidnightThroughTheGateway() async throws {
+        let now = ManagedClock(Self.millis("2026-12-07T22:59:30Z"))  // 23:59:30 in Berlin
+        var daily = Self.budget("berlin", limit: 0.05)
+        daily.timeZone = TimeZone(identifier: "Europe/Berlin")!
+        let budget = daily
+        try await GatewayHarness.with(configure: { Self.configure(&$0, [budget]) }, budgetClock: { now.value }) { gateway in
+            var status = 200
+            for index in 0..<10 where status == 200 { status = try await gateway.post(json: Self.ask("late \(index)")).status }
+            #expect(status == 429)
+            let refused = try await gateway.post(json: Self.ask("still late"))
+            #expect(refused.header("Retry-After") == "30", "30 s to Berlin's midnight")
+            now.set(Self.millis("2026-12-07T23:00:00Z"))
+            let fresh = try await gateway.post(json: Self.ask("a new day"))
+            #expect(fresh.status == 200, "a new window, a new counter")
+            #expect(fresh.header("X-Budget-Reset") == "86400")
+        }
+    }
+
+    /// A clock tests move by hand.
+    final class ManagedClock: Sendable {
+        private let millis: NIOLockedValueBox<Int64>
+        init(_ start: Int64) { millis = NIOLockedValueBox(start) }
+        var value: Int64 { millis.withLockedValue { $0 } }
+        func set(_ value: Int64) { millis.withLockedValue { $0 = value } }
+    }
+
     @Test func aModelWithoutAPriceCannotBeUsedUnderAHardBudget() async throws {
         try await GatewayHarness.with(configure: { config in
             Self.configure(&config, [Self.budget("all", limit: 1)])
@@ -590,6 +616,30 @@ struct BudgetDaemonTests {
             #expect((buckets.first { $0["bucket"]?["customer"]?.stringValue == "globex" }?["spent_usd"]?.doubleValue ?? 0) > 0)
             let unknown = try await ctl("budgets", "reset", "nope")
             #expect(unknown.status == 1)
+
+            // A reload that raises the limit keeps the spend; a budget it adds starts from the log's spend.
+            var file = try String(contentsOfFile: daemon.configPath, encoding: .utf8)
+            file = file.replacingOccurrences(of: "limit_usd: 5\n", with: "limit_usd: 7\n")
+            file = file.replacingOccurrences(of: "\nadmin:", with: "\n  - {name: added, per: [customer], limit_usd: 9}\nadmin:")
+            try file.write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+            let reload = try await ctl("reload")
+            #expect(reload.status == 0, "\(reload.stdout)")
+            var reloaded: JSON = [:]
+            for _ in 0..<50 {
+                reloaded = try JSON.parse(try await ctl("budgets", "--json").stdout)
+                let added = reloaded["budgets"]?.arrayValue?.first { $0["name"]?.stringValue == "added" }
+                if (added?["buckets"]?.arrayValue?.count ?? 0) >= 2 { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let raised = reloaded["budgets"]?.arrayValue?.first { $0["name"]?.stringValue == "customer-daily" }
+            #expect(raised?["limit_usd"]?.doubleValue == 7)
+            let globex = raised?["buckets"]?.arrayValue?.first { $0["bucket"]?["customer"]?.stringValue == "globex" }
+            #expect((globex?["spent_usd"]?.doubleValue ?? 0) > 0, "the spend so far is kept")
+            let added = try #require(reloaded["budgets"]?.arrayValue?.first(where: { $0["name"]?.stringValue == "added" }))
+            let addedBuckets = added["buckets"]?.arrayValue ?? []
+            let customers = addedBuckets.map { $0["bucket"]?["customer"]?.stringValue ?? "?" }
+            let addedAcme = addedBuckets.first { $0["bucket"]?["customer"]?.stringValue == "acme" }
+            #expect(abs((addedAcme?["spent_usd"]?.doubleValue ?? 0) - acmeSpent) < 0.000_001, "rebuilt from the log: \(customers) \(addedBuckets.count)")
             #expect(await daemon.stop() == 0)
         }
     }

@@ -55,11 +55,13 @@ public final class Gateway: Sendable {
     ///   - notifier: systemd notifications; the default sends none.
     ///   - logLevel: the control behind `logger`'s level, so reloads can change it.
     ///   - plainHTTP: the client for `http://` providers.
-    ///   - budgetEvents: where budget events go (the notification outbox).
+    ///   - budgetEvents: where budget events go besides the notification outbox (tests record them).
+    ///   - budgetClock: milliseconds since 1970 for budget windows (tests move it).
     public init(
         config: GatewayConfig, logger: Logger, requestLog: (any RequestRecordSink)? = nil, sourceSHA256: String? = nil,
         notifier: SystemdNotifier = SystemdNotifier(environment: [:]), logLevel: LogLevelControl? = nil,
-        plainHTTP: UpstreamClients.PlainHTTPClient = .connectionPool, budgetEvents: @escaping BudgetAlerts.Publisher = { _ in }
+        plainHTTP: UpstreamClients.PlainHTTPClient = .connectionPool, budgetEvents: @escaping BudgetAlerts.Publisher = { _ in },
+        budgetClock: @escaping @Sendable () -> Int64 = BudgetBook.systemClock
     ) throws {
         self.requestLog = requestLog
         let store = ConfigStore(ConfigSnapshot(config: config, sourceSHA256: sourceSHA256))
@@ -69,7 +71,7 @@ public final class Gateway: Sendable {
         // Budget events go to the notification outbox, which is made after the stores (it shares their Redis).
         let outbox = NIOLockedValueBox<NotificationOutbox?>(nil)
         let logger = logger
-        self.stores = try Stores(config: config, logger: logger) { event in
+        self.stores = try Stores(config: config, logger: logger, budgetClock: budgetClock) { event in
             await budgetEvents(event)
             guard let notifications = outbox.withLockedValue({ $0 }) else { return }
             await notifications.publishRetrying(NotificationEvent(event), logger: logger)

@@ -23,8 +23,8 @@ public final class Stores: Sendable {
     /// Builds the backends `config` asks for.
     /// - Throws: `RedisError` when `redis.url` cannot be used.
     public init(
-        config: GatewayConfig, logger: Logger, budgetEvents: @escaping BudgetAlerts.Publisher = { _ in },
-        budgetClock: @escaping @Sendable () -> Int64 = BudgetBook.systemClock
+        config: GatewayConfig, logger: Logger, budgetClock: @escaping @Sendable () -> Int64 = BudgetBook.systemClock,
+        budgetEvents: @escaping BudgetAlerts.Publisher = { _ in }
     ) throws {
         let needsRedis = config.cache.backend == .redis || config.rateLimits.backend == .redis || config.redisConfigured
         let redis: RedisClient?

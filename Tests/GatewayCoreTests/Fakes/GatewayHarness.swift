@@ -61,6 +61,7 @@ struct GatewayHarness: Sendable {
         plainHTTP: UpstreamClients.PlainHTTPClient = .connectionPool,
         configure: @Sendable (inout GatewayConfig) -> Void = { _ in },
         budgetEvents: @escaping BudgetAlerts.Publisher = { _ in },
+        budgetClock: @escaping @Sendable () -> Int64 = BudgetBook.systemClock,
         _ body: @Sendable (GatewayHarness) async throws -> Void
     ) async throws {
         let fakes = [FakeUpstream(kind: .openai), FakeUpstream(kind: .anthropic), FakeUpstream(kind: .gemini)]
@@ -76,7 +77,7 @@ struct GatewayHarness: Sendable {
             var config = defaultConfig(ports: ports, fakes: fakes)
             configure(&config)
             do {
-                try await runGateway(config: config, plainHTTP: plainHTTP, budgetEvents: budgetEvents) { port, records in
+                try await runGateway(config: config, plainHTTP: plainHTTP, budgetEvents: budgetEvents, budgetClock: budgetClock) { port, records in
                     try await body(GatewayHarness(port: port, openai: fakes[0], anthropic: fakes[1], gemini: fakes[2], fakePorts: ports, config: config, records: records))
                 }
             } catch {
@@ -97,12 +98,14 @@ struct GatewayHarness: Sendable {
     /// Runs a gateway on a free port while `body` runs with that port, then stops it.
     private static func runGateway(
         config: GatewayConfig, plainHTTP: UpstreamClients.PlainHTTPClient = .connectionPool,
-        budgetEvents: @escaping BudgetAlerts.Publisher = { _ in }, _ body: (Int, RecordCollector) async throws -> Void
+        budgetEvents: @escaping BudgetAlerts.Publisher = { _ in }, budgetClock: @escaping @Sendable () -> Int64 = BudgetBook.systemClock,
+        _ body: (Int, RecordCollector) async throws -> Void
     ) async throws {
         var logger = Logger(label: "gateway-test")
         logger.logLevel = .critical
         let records = RecordCollector()
-        let gateway = try Gateway(config: config, logger: logger, requestLog: records, plainHTTP: plainHTTP, budgetEvents: budgetEvents)
+        let gateway = try Gateway(
+            config: config, logger: logger, requestLog: records, plainHTTP: plainHTTP, budgetEvents: budgetEvents, budgetClock: budgetClock)
         let (stream, continuation) = AsyncStream<Int>.makeStream()
         let app = gateway.makeApplication { port in continuation.yield(port) }
         try await withThrowingTaskGroup(of: Void.self) { group in
