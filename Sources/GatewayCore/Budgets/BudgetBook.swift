@@ -1,3 +1,4 @@
+import Atomics
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -57,7 +58,16 @@ public final class BudgetBook: Sendable {
     /// Milliseconds since 1970 (injected by tests).
     let clock: @Sendable () -> Int64
     let alerts: BudgetAlerts
-    private let spans = NIOLockedValueBox<[String: BudgetSpan]>([:])
+    /// Each budget's span, by name, with the window and zone it was computed for.
+    private let spans = NIOLockedValueBox<[String: (window: BudgetWindow, timeZone: TimeZone, span: BudgetSpan)]>([:])
+    /// Reservation ids: this process's random prefix and a counter.
+    private let reservationPrefix = RandomID.make(prefix: "", length: 12)
+    private let reservations = ManagedAtomic<Int64>(0)
+
+    /// A reservation id no other gateway or request uses.
+    func nextReservationID() -> String {
+        reservationPrefix + String(reservations.wrappingIncrementThenLoad(ordering: .relaxed))
+    }
     /// What this gateway did per budget since start, for the metrics.
     private let tallies = NIOLockedValueBox<[String: BudgetTally]>([:])
 
@@ -69,18 +79,23 @@ public final class BudgetBook: Sendable {
         public var heldNanos: Int64 = 0
         /// Requests refused.
         public var refusals = 0
+
+        mutating func add(charged: Int64, held: Int64, refused: Bool) {
+            chargedNanos = chargedNanos.addingSaturated(charged)
+            heldNanos = heldNanos.addingSaturated(held)
+            if refused { refusals += 1 }
+        }
     }
 
     /// Every budget's tally.
     public var tally: [String: BudgetTally] { tallies.withLockedValue { $0 } }
 
-    func count(_ budget: String, charged: Int64 = 0, held: Int64 = 0, refused: Bool = false) {
+    /// Adds to the tallies of each budget of `counters`, under one lock.
+    func count(_ counters: [BudgetCounter], charged: Int64 = 0, held: Int64 = 0, refused: Bool = false) {
         tallies.withLockedValue { tallies in
-            var tally = tallies[budget, default: BudgetTally()]
-            tally.chargedNanos = tally.chargedNanos.addingSaturated(charged)
-            tally.heldNanos = tally.heldNanos.addingSaturated(held)
-            if refused { tally.refusals += 1 }
-            tallies[budget] = tally
+            for counter in counters {
+                tallies[counter.budget, default: BudgetTally()].add(charged: charged, held: held, refused: refused)
+            }
         }
     }
 
@@ -96,14 +111,13 @@ public final class BudgetBook: Sendable {
 
     /// `budget`'s span at `nowMillis`, computed once per window (calendar arithmetic in a time zone is not free).
     public func span(of budget: BudgetConfig, atMillis nowMillis: Int64) -> BudgetSpan {
-        let cacheKey = "\(budget.name)|\(budget.window)|\(budget.timeZone.identifier)"
-        if let cached = spans.withLockedValue({ $0[cacheKey] }), cached.startMillis <= nowMillis, nowMillis < cached.endMillis,
-            case .calendar = budget.window
+        if case .calendar = budget.window, let cached = spans.withLockedValue({ $0[budget.name] }), cached.window == budget.window,
+            cached.span.startMillis <= nowMillis, nowMillis < cached.span.endMillis, cached.timeZone == budget.timeZone
         {
-            return cached
+            return cached.span
         }
         let span = budget.window.span(atMillis: nowMillis, in: budget.timeZone)
-        spans.withLockedValue { $0[cacheKey] = span }
+        spans.withLockedValue { $0[budget.name] = (budget.window, budget.timeZone, span) }
         return span
     }
 

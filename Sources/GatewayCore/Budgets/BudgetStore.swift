@@ -1,27 +1,36 @@
 /// One counter a request is charged to: a budget's bucket in its current span.
 public struct BudgetCounter: Sendable, Equatable {
     /// The budget's name.
-    public var budget: String
+    public let budget: String
     /// The partition's values, in the budget's `per` order: `[("customer", "acme")]`; empty for a budget with no
     /// partition. A value the request lacks is `(none)`.
-    public var bucket: [BudgetBucketValue]
-    public var span: BudgetSpan
-    public var limitNanos: Int64
-    public var hard: Bool
+    public let bucket: [BudgetBucketValue]
+    public let span: BudgetSpan
+    public let limitNanos: Int64
+    public let hard: Bool
+    /// Names the bucket in storage: its description when that is short, else the first 16 hex digits of its
+    /// SHA-256 (the values are the client's, and may be long).
+    public let bucketDigest: String
+    /// Where the counter is stored: budget, window and bucket digest.
+    public let storageKey: String
+
+    public init(budget: String, bucket: [BudgetBucketValue], span: BudgetSpan, limitNanos: Int64, hard: Bool) {
+        self.budget = budget
+        self.bucket = bucket
+        self.span = span
+        self.limitNanos = limitNanos
+        self.hard = hard
+        let description = Self.describe(bucket)
+        bucketDigest = description.utf8.count <= 48 ? description : String(KeyHash.sha256Hex(description).prefix(16))
+        storageKey = "\(budget):\(span.storageID):\(bucketDigest)"
+    }
 
     /// `customer=acme,feature=search`; `(all)` for a budget with no partition.
-    public var bucketDescription: String {
+    public var bucketDescription: String { Self.describe(bucket) }
+
+    static func describe(_ bucket: [BudgetBucketValue]) -> String {
         bucket.isEmpty ? "(all)" : bucket.map { "\($0.dimension)=\($0.value)" }.joined(separator: ",")
     }
-
-    /// Where the counter is stored: budget, window and a digest of the bucket (its values are the client's, and
-    /// may be long).
-    public var storageKey: String {
-        "\(budget):\(span.storageID):\(bucketDigest)"
-    }
-
-    /// The first 16 hex digits of the bucket description's SHA-256.
-    public var bucketDigest: String { String(KeyHash.sha256Hex(bucketDescription).prefix(16)) }
 }
 
 /// One dimension's value in a bucket.

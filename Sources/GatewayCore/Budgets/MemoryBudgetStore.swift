@@ -15,12 +15,24 @@ public final class MemoryBudgetStore: BudgetStore {
         /// When the counter can be forgotten: its span's end (a rolling window's: one window after its last spend).
         var forgetAt: Int64
 
+        /// The level now, forgetting slots out of the window and expired reservations (a new dictionary only when
+        /// there is one to forget: this runs twice per request).
         mutating func level(oldestSlot: Int64, nowMillis: Int64) -> BudgetLevel {
-            slots = slots.filter { $0.key >= oldestSlot }
-            reservations = reservations.filter { $0.value.expiresAt > nowMillis }
             var level = BudgetLevel()
-            for amount in slots.values { level.spentNanos = level.spentNanos.addingSaturated(amount) }
-            for reservation in reservations.values { level.reservedNanos = level.reservedNanos.addingSaturated(reservation.amount) }
+            var stale = false
+            for (slot, amount) in slots {
+                if slot < oldestSlot { stale = true } else { level.spentNanos = level.spentNanos.addingSaturated(amount) }
+            }
+            if stale { slots = slots.filter { $0.key >= oldestSlot } }
+            var expired = false
+            for reservation in reservations.values {
+                if reservation.expiresAt <= nowMillis {
+                    expired = true
+                } else {
+                    level.reservedNanos = level.reservedNanos.addingSaturated(reservation.amount)
+                }
+            }
+            if expired { reservations = reservations.filter { $0.value.expiresAt > nowMillis } }
             return level
         }
     }

@@ -232,7 +232,12 @@ public struct KeyConfig: Sendable, Equatable {
     public var rateLimit: RateLimit?
     public var cache = KeyCacheSettings()
     /// The `budget:` shorthand, as the budget it stands for (`where: {key: <name>}`).
-    public var budget: BudgetConfig?
+    public var budget: BudgetConfig? {
+        get { sharedBudget?.value }
+        set { sharedBudget = newValue.map(Shared.init) }
+    }
+    /// Behind one reference: a key is copied into every request.
+    private var sharedBudget: Shared<BudgetConfig>?
 
     public init(name: String, sha256: String, models: [String] = ["*"]) {
         self.name = name

@@ -33,11 +33,11 @@ struct BudgetAdmission: AdmissionStep {
             return nil
         }
         let amount = Self.estimate(candidate.request, price: price, defaultOutput: candidate.model.provider.defaultMaxTokens)
-        let id = KeyHash.sha256Hex("\(now)|\(UInt64.random(in: 0 ... .max))").prefix(24)
+        let id = book.nextReservationID()
         let expires = now + Int64(candidate.model.provider.timeouts.total.components.seconds) * 1000 + 60_000
         let reservation: BudgetReservation
         do {
-            reservation = try await book.store.reserve(counters, amount: amount, id: String(id), expiresAtMillis: expires, nowMillis: now)
+            reservation = try await book.store.reserve(counters, amount: amount, id: id, expiresAtMillis: expires, nowMillis: now)
             book.outage.succeeded(logger: candidate.logger)
         } catch {
             if Task.isCancelled { throw CancellationError() }
@@ -53,15 +53,15 @@ struct BudgetAdmission: AdmissionStep {
         switch reservation {
         case .refused(let index, let level):
             let counter = counters[index]
-            book.count(counter.budget, refused: true)
+            book.count([counter], refused: true)
             if let budget = budgets.first(where: { $0.name == counter.budget }) {
                 book.alerts.refused(counter, budget: budget, level: level, nowMillis: now)
             }
             throw BudgetRefusal(counter: counter, level: level, nowMillis: now)
         case .held(let levels):
-            for counter in counters { book.count(counter.budget, held: amount) }
+            book.count(counters, held: amount)
             return Ticket(
-                book: book, budgets: budgets, subject: subject, counters: counters, id: String(id), heldAtMillis: now, heldNanos: amount,
+                book: book, budgets: budgets, subject: subject, counters: counters, id: id, heldAtMillis: now, heldNanos: amount,
                 headers: Self.headers(counters, levels, nowMillis: now))
         }
     }
@@ -134,16 +134,19 @@ struct BudgetAdmission: AdmissionStep {
             // The counters the request is charged to now that the provider that served is known: those it no
             // longer falls in are only released.
             var charged = counters
+            var released: [BudgetCounter] = []
+            var fresh: [BudgetCounter] = []
+            var kept = counters
             if let provider, provider != subject.provider {
                 var served = subject
                 served.provider = provider
                 charged = book.counters(for: served, among: budgets, atMillis: heldAtMillis)
+                released = counters.filter { held in !charged.contains { $0.storageKey == held.storageKey } }
+                fresh = charged.filter { counter in !counters.contains { $0.storageKey == counter.storageKey } }
+                kept = charged.filter { counter in counters.contains { $0.storageKey == counter.storageKey } }
             }
-            let released = counters.filter { held in !charged.contains { $0.storageKey == held.storageKey } }
-            let fresh = charged.filter { counter in !counters.contains { $0.storageKey == counter.storageKey } }
-            let kept = charged.filter { counter in counters.contains { $0.storageKey == counter.storageKey } }
-            for counter in counters { book.count(counter.budget, held: -heldNanos) }
-            for counter in charged { book.count(counter.budget, charged: amount) }
+            book.count(counters, held: -heldNanos)
+            book.count(charged, charged: amount)
             do {
                 if !released.isEmpty { _ = try await book.store.settle(released, id: id, amount: 0, nowMillis: now) }
                 if !fresh.isEmpty { try await alert(fresh, try await book.store.settle(fresh, id: nil, amount: amount, nowMillis: now), amount, now) }
