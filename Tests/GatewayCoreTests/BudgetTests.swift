@@ -410,6 +410,24 @@ struct BudgetTests {
         func set(_ value: Int64) { millis.withLockedValue { $0 = value } }
     }
 
+    @Test func aStreamTheClientLeavesIsChargedWhatItWasSent() async throws {
+        try await GatewayHarness.with(configure: { config in
+            Self.configure(&config, [Self.budget("cut", limit: 1)])
+            config.models["stall-priced"] = ModelConfig(name: "stall-priced", provider: "openai", upstream: "stall-stream", price: Self.pricey)
+        }) { gateway in
+            #expect(try await gateway.readTheStartOfAStallingStreamThenLeave(model: "stall-priced"))
+            let records = try await gateway.records.waitFor(1)
+            let record = try #require(records.first)
+            let cost = try #require(record.costUSD, "a stream cut short is not free")
+            #expect(cost > 0 && (record.completionTokens ?? 0) >= 1)
+            // The budget was charged it: what is left is the limit less that cost and the next request's hold.
+            let next = try await gateway.post(json: Self.ask("after"))
+            let hold = BudgetMoney.usd(BudgetAdmission.estimate(try ChatRequest(json: Self.ask("after")), price: Self.pricey, defaultOutput: 4096))
+            let remaining = try #require(next.header("X-Budget-Remaining-USD").flatMap(Double.init))
+            #expect(abs(remaining - (1 - cost - hold)) < 0.000_002, "\(remaining) vs 1 - \(cost) - \(hold)")
+        }
+    }
+
     @Test func aModelWithoutAPriceCannotBeUsedUnderAHardBudget() async throws {
         try await GatewayHarness.with(configure: { config in
             Self.configure(&config, [Self.budget("all", limit: 1)])

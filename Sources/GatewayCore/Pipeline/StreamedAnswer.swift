@@ -1,3 +1,4 @@
+import Atomics
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -26,11 +27,13 @@ struct StreamedAnswer<Dialect: ClientDialect>: Sendable {
         var configured = StreamRelay(
             requestedModel: chat.model, includeUsage: chat.includeUsage, logger: context.logger, output: output,
             frames: NIOLockedValueBox(dialect.makeFrameEncoder(for: chat)))
-        if let assembler {
-            configured.observe = { @Sendable payloads in
-                assembler.withLockedValue { collected in
-                    for payload in payloads { collected.add(payload) }
-                }
+        // What a stream cut short is charged: the payloads the client got, about one token each.
+        let relayed = ManagedAtomic(0)
+        let servedModel = NIOLockedValueBox<ResolvedModel?>(nil)
+        configured.observe = { @Sendable payloads in
+            relayed.wrappingIncrement(by: payloads.count, ordering: .relaxed)
+            assembler?.withLockedValue { collected in
+                for payload in payloads { collected.add(payload) }
             }
         }
         let relay = configured
@@ -56,6 +59,7 @@ struct StreamedAnswer<Dialect: ClientDialect>: Sendable {
                             fields.ttfbMs = elapsedMs
                             fields.served(by: opened.model, original: attempt.original, attempts: attempt.attempt)
                         }
+                        servedModel.withLockedValue { $0 = opened.model }
                         var headers = baseHeaders
                         headers.append(contentsOf: AnswerHeaders.routing(model: opened.model, original: attempt.original, attempts: attempt.attempt))
                         AnswerHeaders.stream(into: &headers)
@@ -69,7 +73,7 @@ struct StreamedAnswer<Dialect: ClientDialect>: Sendable {
                 }
                 delivery.deliver(.failure(GatewayError.badGateway("The provider's stream ended without any content.")))
                 guard case .complete(let usage) = served.answer else {
-                    await ledger.settle(.failed)
+                    await ledger.settle(Self.cutShort(chat, served: servedModel, relayed: relayed))
                     if case .failed(let error) = served.answer {
                         outcome?.update { $0.errorMessage = error.message }
                         ledger.close(status: error.status, into: sink)
@@ -90,7 +94,7 @@ struct StreamedAnswer<Dialect: ClientDialect>: Sendable {
                 ledger.close(status: 200, into: sink)
             } catch {
                 delivery.deliver(.failure(error))
-                await ledger.settle(.failed)
+                await ledger.settle(Self.cutShort(chat, served: servedModel, relayed: relayed))
                 if outcome?.isDeferred == true {
                     outcome?.update { $0.errorMessage = error is CancellationError ? "The client closed the connection." : "\(error)" }
                     ledger.close(status: error is CancellationError ? 499 : 502, into: sink)
@@ -115,5 +119,16 @@ struct StreamedAnswer<Dialect: ClientDialect>: Sendable {
             if let cost = cost.withLockedValue({ $0 }) { trailers[.cost] = CostFormat.usd(cost) }
             try await writer.finish(trailers.isEmpty ? nil : trailers)
         }
+    }
+
+    /// How a stream that broke or that the client left after it began is settled: the provider has generated (and
+    /// will bill) what was sent, which the stream's own usage, never received, would have said. It is charged as the
+    /// prompt's estimate and one completion token per payload the client got, at the serving model's price (and
+    /// logged so); a stream that never began costs nothing.
+    static func cutShort(_ chat: ChatRequest, served: NIOLockedValueBox<ResolvedModel?>, relayed: ManagedAtomic<Int>) -> RequestLedger.Exit {
+        let payloads = relayed.load(ordering: .relaxed)
+        guard let model = served.withLockedValue({ $0 }), payloads > 0 else { return .failed }
+        let usage = Usage(promptTokens: TokenEstimate.promptTokens(for: chat), completionTokens: payloads)
+        return .streamed(usage: usage, costUSD: model.price.map { usage.cost(at: $0) }, completion: nil, provider: model.provider.name)
     }
 }

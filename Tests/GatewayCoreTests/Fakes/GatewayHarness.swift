@@ -166,11 +166,11 @@ struct GatewayHarness: Sendable {
 
     /// Opens a stream the fake provider stalls after its first events, reads the first bytes and leaves (the
     /// connection closes). Returns whether any bytes arrived.
-    func readTheStartOfAStallingStreamThenLeave() async throws -> Bool {
+    func readTheStartOfAStallingStreamThenLeave(model: String = "openai/stall-stream") async throws -> Bool {
         var request = HTTPClientRequest(url: baseURL + "/v1/chat/completions")
         request.method = .POST
         request.headers.add(name: "authorization", value: "Bearer \(GatewayHarness.clientKey)")
-        request.body = .bytes(ByteBuffer(string: #"{"model":"openai/stall-stream","stream":true,"messages":[{"role":"user","content":"hi"}]}"#))
+        request.body = .bytes(ByteBuffer(string: #"{"model":""# + model + #"","stream":true,"max_tokens":20,"messages":[{"role":"user","content":"hi"}]}"#))
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         for try await _ in response.body { return true }
         return false
