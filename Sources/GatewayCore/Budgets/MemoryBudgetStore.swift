@@ -41,9 +41,13 @@ public final class MemoryBudgetStore: BudgetStore {
         var counters: [String: Counter] = [:]
         var operations = 0
 
-        mutating func counter(_ counter: BudgetCounter) -> Counter {
-            counters[counter.storageKey] ?? Counter(
-                budget: counter.budget, bucket: counter.bucket, spanID: counter.span.storageID, forgetAt: counter.span.endMillis)
+        /// Runs `body` on the stored counter in place (a copy would copy its dictionaries at the first change).
+        mutating func update<Result>(_ counter: BudgetCounter, _ body: (inout Counter) -> Result) -> Result {
+            if counters[counter.storageKey] == nil {
+                counters[counter.storageKey] = Counter(
+                    budget: counter.budget, bucket: counter.bucket, spanID: counter.span.storageID, forgetAt: counter.span.endMillis)
+            }
+            return body(&counters[counter.storageKey]!)
         }
 
         /// Forgets counters whose span is over, every 4096 operations.
@@ -61,50 +65,55 @@ public final class MemoryBudgetStore: BudgetStore {
     public func reserve(_ counters: [BudgetCounter], amount: Int64, id: String, expiresAtMillis: Int64, nowMillis: Int64) async throws
         -> BudgetReservation
     {
+        reserveNow(counters, amount: amount, id: id, expiresAtMillis: expiresAtMillis, nowMillis: nowMillis)
+    }
+
+    public func settle(_ counters: [BudgetCounter], id: String?, amount: Int64, nowMillis: Int64) async throws -> [BudgetLevel] {
+        settleNow(counters, id: id, amount: amount, nowMillis: nowMillis)
+    }
+
+    /// `reserve`, without a suspension point: the budget step calls it directly, as it does `settleNow`.
+    func reserveNow(_ counters: [BudgetCounter], amount: Int64, id: String, expiresAtMillis: Int64, nowMillis: Int64) -> BudgetReservation {
         state.withLockedValue { state in
             state.sweep(nowMillis: nowMillis)
             var levels: [BudgetLevel] = []
-            var updated: [Counter] = []
+            levels.reserveCapacity(counters.count)
             for (index, counter) in counters.enumerated() {
-                var stored = state.counter(counter)
-                let level = stored.level(oldestSlot: counter.span.oldestSlot, nowMillis: nowMillis)
+                let level = state.update(counter) { $0.level(oldestSlot: counter.span.oldestSlot, nowMillis: nowMillis) }
                 if counter.hard, level.totalNanos.addingSaturated(amount) > counter.limitNanos {
                     return .refused(index: index, level: level)
                 }
-                stored.reservations[id] = (amount, expiresAtMillis)
-                updated.append(stored)
                 levels.append(BudgetLevel(spentNanos: level.spentNanos, reservedNanos: level.reservedNanos.addingSaturated(amount)))
             }
-            for (counter, stored) in zip(counters, updated) { state.counters[counter.storageKey] = stored }
+            for counter in counters { state.update(counter) { $0.reservations[id] = (amount, expiresAtMillis) } }
             return .held(levels)
         }
     }
 
-    public func settle(_ counters: [BudgetCounter], id: String?, amount: Int64, nowMillis: Int64) async throws -> [BudgetLevel] {
+    func settleNow(_ counters: [BudgetCounter], id: String?, amount: Int64, nowMillis: Int64) -> [BudgetLevel] {
         state.withLockedValue { state in
             counters.map { counter in
-                var stored = state.counter(counter)
-                if let id { stored.reservations[id] = nil }
-                if amount > 0 {
-                    stored.slots[counter.span.currentSlot, default: 0] = stored.slots[counter.span.currentSlot, default: 0].addingSaturated(amount)
-                    stored.forgetAt = max(stored.forgetAt, counter.span.endMillis + (counter.span.endMillis - counter.span.startMillis))
+                state.update(counter) { stored in
+                    if let id { stored.reservations[id] = nil }
+                    if amount > 0 {
+                        stored.slots[counter.span.currentSlot, default: 0] = stored.slots[counter.span.currentSlot, default: 0].addingSaturated(amount)
+                        stored.forgetAt = max(stored.forgetAt, counter.span.endMillis + (counter.span.endMillis - counter.span.startMillis))
+                    }
+                    return stored.level(oldestSlot: counter.span.oldestSlot, nowMillis: nowMillis)
                 }
-                let level = stored.level(oldestSlot: counter.span.oldestSlot, nowMillis: nowMillis)
-                state.counters[counter.storageKey] = stored
-                return level
             }
         }
     }
 
     public func seed(_ counter: BudgetCounter, amount: Int64, nowMillis: Int64) async throws {
         state.withLockedValue { state in
-            var stored = state.counter(counter)
-            guard !stored.seeded else { return }
-            stored.seeded = true
-            if amount > 0 {
-                stored.slots[counter.span.currentSlot] = stored.slots[counter.span.currentSlot, default: 0].addingSaturated(amount)
+            state.update(counter) { stored in
+                guard !stored.seeded else { return }
+                stored.seeded = true
+                if amount > 0 {
+                    stored.slots[counter.span.currentSlot] = stored.slots[counter.span.currentSlot, default: 0].addingSaturated(amount)
+                }
             }
-            state.counters[counter.storageKey] = stored
         }
     }
 

@@ -37,7 +37,11 @@ struct BudgetAdmission: AdmissionStep {
         let expires = now + Int64(candidate.model.provider.timeouts.total.components.seconds) * 1000 + 60_000
         let reservation: BudgetReservation
         do {
-            reservation = try await book.store.reserve(counters, amount: amount, id: id, expiresAtMillis: expires, nowMillis: now)
+            if let memory = book.store as? MemoryBudgetStore {
+                reservation = memory.reserveNow(counters, amount: amount, id: id, expiresAtMillis: expires, nowMillis: now)
+            } else {
+                reservation = try await book.store.reserve(counters, amount: amount, id: id, expiresAtMillis: expires, nowMillis: now)
+            }
             book.outage.succeeded(logger: candidate.logger)
         } catch {
             if Task.isCancelled { throw CancellationError() }
@@ -70,7 +74,8 @@ struct BudgetAdmission: AdmissionStep {
         BudgetSubject(
             key: candidate.key.name, customer: candidate.attribution.customer, feature: candidate.attribution.feature,
             model: candidate.request.model, provider: candidate.model.provider.name,
-            metadata: Dictionary(candidate.attribution.metadata.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first }))
+            metadata: candidate.attribution.metadata.isEmpty ? [:]
+                : Dictionary(candidate.attribution.metadata.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first }))
     }
 
     /// The highest input and output prices among the model and its fallbacks; nil when the model itself has none.
@@ -147,16 +152,22 @@ struct BudgetAdmission: AdmissionStep {
             }
             book.count(counters, held: -heldNanos)
             book.count(charged, charged: amount)
+            if let memory = book.store as? MemoryBudgetStore {
+                if !released.isEmpty { _ = memory.settleNow(released, id: id, amount: 0, nowMillis: now) }
+                if !fresh.isEmpty { alert(fresh, memory.settleNow(fresh, id: nil, amount: amount, nowMillis: now), amount, now) }
+                if !kept.isEmpty { alert(kept, memory.settleNow(kept, id: id, amount: amount, nowMillis: now), amount, now) }
+                return
+            }
             do {
                 if !released.isEmpty { _ = try await book.store.settle(released, id: id, amount: 0, nowMillis: now) }
-                if !fresh.isEmpty { try await alert(fresh, try await book.store.settle(fresh, id: nil, amount: amount, nowMillis: now), amount, now) }
-                if !kept.isEmpty { try await alert(kept, try await book.store.settle(kept, id: id, amount: amount, nowMillis: now), amount, now) }
+                if !fresh.isEmpty { alert(fresh, try await book.store.settle(fresh, id: nil, amount: amount, nowMillis: now), amount, now) }
+                if !kept.isEmpty { alert(kept, try await book.store.settle(kept, id: id, amount: amount, nowMillis: now), amount, now) }
             } catch {
                 book.outage.failed(error, logger: logger, consequence: "a request's spend could not be added to its budgets")
             }
         }
 
-        private func alert(_ counters: [BudgetCounter], _ levels: [BudgetLevel], _ amount: Int64, _ now: Int64) async throws {
+        private func alert(_ counters: [BudgetCounter], _ levels: [BudgetLevel], _ amount: Int64, _ now: Int64) {
             for (counter, level) in zip(counters, levels) {
                 guard let budget = budgets.first(where: { $0.name == counter.budget }) else { continue }
                 book.alerts.settled(counter, budget: budget, amount: amount, level: level, nowMillis: now)
