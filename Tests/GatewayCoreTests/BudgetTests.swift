@@ -662,14 +662,17 @@ struct BudgetDaemonTests {
         }
     }
 
-    @Test func thresholdsReachAWebhookSignedAndOnceAcrossARestart() async throws {
-        let receivers = NotificationReceivers()
+    /// Runs `body` with the fakes and a daemon configuration (taking its port): the model `pricey`, a soft budget
+    /// `team` of $0.05 notifying the webhook `hook` of `receivers`, and a SQLite log in a folder of its own.
+    static func withSoftBudgetOnAWebhook(
+        _ receivers: NotificationReceivers, _ body: @escaping @Sendable (GatewayHarness, @escaping @Sendable (Int) -> String) async throws -> Void
+    ) async throws {
         let directory = NSTemporaryDirectory() + "budget-hook-\(RandomID.make(prefix: "", length: 8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try await receivers.run { hookPort in
             try await GatewayHarness.with { fakes in
-                let yaml: (Int) -> String = { port in
+                try await body(fakes) { port in
                     Self.base(fakes, port: port, log: "\(directory)/requests.db") + """
                     keys:
                       - {name: app, sha256: \(KeyHash.sha256Hex(GatewayHarness.clientKey))}
@@ -680,34 +683,66 @@ struct BudgetDaemonTests {
                         hook: {type: webhook, url: "http://127.0.0.1:\(hookPort)/hook", secret: "\(receivers.secret)"}
                     """
                 }
-                var daemon = try await DaemonProcess(configuration: yaml)
-                var api = AdminTests.client(daemon, fakes)
-                for index in 0..<6 { #expect(try await api.post(json: BudgetTests.ask("spend \(index)")).status == 200) }
-                func thresholds() -> [Int] {
-                    receivers.accepted("/hook").compactMap { $0.json?["threshold"]?.intValue }.map { Int($0) }.sorted()
-                }
-                let started = ContinuousClock.now
-                while thresholds().count < 3, ContinuousClock.now - started < .seconds(20) { try await Task.sleep(for: .milliseconds(50)) }
-                #expect(thresholds() == [70, 85, 100])
-                let first = try #require(receivers.accepted("/hook").first?.json)
-                #expect(first["type"]?.stringValue == "budget.threshold")
-                #expect(first["budget"]?.stringValue == "team")
-                #expect(first["limit_usd"]?.doubleValue == 0.05)
-                #expect(first["window"]?["start"]?.stringValue != nil && first["window"]?["end"]?.stringValue != nil)
-                let rejected = receivers.received.filter { !$0.accepted }
-                #expect(rejected.isEmpty, "every body was signed with the secret")
-                try await Task.sleep(for: .milliseconds(200))
-                #expect(await daemon.stop() == 0)
-
-                // A restart rebuilds the spend: more spending passes no threshold again, and nothing is sent twice.
-                daemon = try await DaemonProcess(configuration: yaml)
-                api = AdminTests.client(daemon, fakes)
-                for index in 0..<2 { #expect(try await api.post(json: BudgetTests.ask("more \(index)")).status == 200) }
-                try await Task.sleep(for: .seconds(1))
-                #expect(thresholds() == [70, 85, 100])
-                #expect(Set(receivers.accepted("/hook").compactMap { $0.json?["id"]?.stringValue }).count == 3)
-                #expect(await daemon.stop() == 0)
             }
+        }
+    }
+
+    @Test func thresholdsReachAWebhookSignedAndOnceAcrossARestart() async throws {
+        let receivers = NotificationReceivers()
+        try await Self.withSoftBudgetOnAWebhook(receivers) { fakes, yaml in
+            var daemon = try await DaemonProcess(configuration: yaml)
+            var api = AdminTests.client(daemon, fakes)
+            for index in 0..<6 { #expect(try await api.post(json: BudgetTests.ask("spend \(index)")).status == 200) }
+            func thresholds() -> [Int] {
+                receivers.accepted("/hook").compactMap { $0.json?["threshold"]?.intValue }.map { Int($0) }.sorted()
+            }
+            let started = ContinuousClock.now
+            while thresholds().count < 3, ContinuousClock.now - started < .seconds(20) { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(thresholds() == [70, 85, 100])
+            let first = try #require(receivers.accepted("/hook").first?.json)
+            #expect(first["type"]?.stringValue == "budget.threshold")
+            #expect(first["budget"]?.stringValue == "team")
+            #expect(first["limit_usd"]?.doubleValue == 0.05)
+            #expect(first["window"]?["start"]?.stringValue != nil && first["window"]?["end"]?.stringValue != nil)
+            let rejected = receivers.received.filter { !$0.accepted }
+            #expect(rejected.isEmpty, "every body was signed with the secret")
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(await daemon.stop() == 0)
+
+            // A restart rebuilds the spend: more spending passes no threshold again, and nothing is sent twice.
+            daemon = try await DaemonProcess(configuration: yaml)
+            api = AdminTests.client(daemon, fakes)
+            for index in 0..<2 { #expect(try await api.post(json: BudgetTests.ask("more \(index)")).status == 200) }
+            try await Task.sleep(for: .seconds(1))
+            #expect(thresholds() == [70, 85, 100])
+            #expect(Set(receivers.accepted("/hook").compactMap { $0.json?["id"]?.stringValue }).count == 3)
+            #expect(await daemon.stop() == 0)
+        }
+    }
+
+    @Test func alertsPendingWhenTheGatewayIsKilledAreDeliveredAfterItRestarts() async throws {
+        let receiverDown = NIOLockedValueBox(true)
+        let receivers = NotificationReceivers(down: { receiverDown.withLockedValue { $0 } })
+        try await Self.withSoftBudgetOnAWebhook(receivers) { fakes, yaml in
+            var daemon = try await DaemonProcess(configuration: yaml)
+            let api = AdminTests.client(daemon, fakes)
+            for index in 0..<6 { #expect(try await api.post(json: BudgetTests.ask("spend \(index)")).status == 200) }
+            // The receiver refuses while the events wait in the outbox; then the gateway dies without a word.
+            let started = ContinuousClock.now
+            while receivers.received.count < 2, ContinuousClock.now - started < .seconds(10) { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(receivers.accepted("/hook").isEmpty)
+            kill(daemon.pid, SIGKILL)
+            while daemon.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+            receiverDown.withLockedValue { $0 = false }
+            daemon = try await DaemonProcess(configuration: yaml)
+            func thresholds() -> [Int] {
+                receivers.accepted("/hook").compactMap { $0.json?["threshold"]?.intValue }.map { Int($0) }.sorted()
+            }
+            let restarted = ContinuousClock.now
+            // A row the dead gateway was sending stays its own for the lease (30 s), then goes out.
+            while thresholds().count < 3, ContinuousClock.now - restarted < .seconds(50) { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(thresholds() == [70, 85, 100], "every event published before the kill arrives once")
+            #expect(await daemon.stop() == 0)
         }
     }
 }

@@ -71,6 +71,18 @@ struct SpendMonitorTests {
         }
     }
 
+    @Test func aBurstOfRequestsAtTheUsualPriceIsAnAnomalyToo() async throws {
+        var rows: [(String, String, String?, Double)] = []
+        for day in 1...7 { rows.append(("2026-11-\(String(format: "%02d", 30 - day))T09:15:00Z", "bot", nil, 1.5)) }
+        // Ten requests where one was usual, each cheap: the spend is under factor × usual, the count is not.
+        for minute in 0..<10 { rows.append(("2026-11-30T09:\(String(format: "%02d", 10 + minute)):00Z", "bot", nil, 0.4)) }
+        try await Self.withMonitor("anomaly: {notify: [hook]}\n" + Self.channels, rows: rows) { monitor, _ in
+            let settings = try #require(monitor.snapshot().config.anomaly)
+            let events = try await monitor.anomalies(settings, nowMillis: Self.millis("2026-11-30T10:30:00Z"))
+            #expect(events.map(\.bucket) == [["key": "bot"]])
+        }
+    }
+
     @Test func aSpikeUnderMinUSDIsNoAnomaly() async throws {
         let rows: [(String, String, String?, Double)] = [("2026-11-29T09:15:00Z", "app", nil, 0.01), ("2026-11-30T09:20:00Z", "app", nil, 0.5)]
         try await Self.withMonitor("anomaly: {notify: [hook]}\n" + Self.channels, rows: rows) { monitor, _ in

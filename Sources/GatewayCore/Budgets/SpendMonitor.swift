@@ -19,8 +19,8 @@ public struct AnomalySettings: Sendable, Equatable {
 /// - `budget.forecast`: a calendar window's projected spend passes its limit. The projection scales the spend so
 ///   far by how the same part of the past three windows related to their whole; without that history, by the
 ///   window's elapsed fraction (once a tenth of it has passed).
-/// - `spend.anomaly` per key and per customer: the last complete hour's spend over `anomaly.factor` times the mean
-///   of the same hour on the past seven days and over `anomaly.min_usd`; raised when an hour turns anomalous and
+/// - `spend.anomaly` per key and per customer: the last complete hour's spend over `anomaly.min_usd`, and its spend
+///   or its request count over `anomaly.factor` times the mean of the same hour on the past seven days; raised when an hour turns anomalous and
 ///   resolved when the next one is normal again, so every gateway of a fleet computes the same events (their ids
 ///   are stable and the outbox keeps one).
 /// - At a new window, a `resolve` to PagerDuty channels for each bucket whose last window raised a threshold.
@@ -163,10 +163,13 @@ public struct SpendMonitor: Service {
                 spend[subject, default: [:]][slot] = (before.0 + row.costUSD, before.1 + row.requests)
             }
         }
+        // Over min_usd, and over factor times the usual spend or the usual request count of that hour.
         func isAnomalous(_ hours: [Int64: (Double, Int)], _ slot: Int64) -> Bool {
-            let spent = hours[slot]?.0 ?? 0
-            let usual = (1...7).map { hours[slot - Int64($0) * 24]?.0 ?? 0 }.reduce(0, +) / 7
-            return spent > settings.minUSD && spent > settings.factor * usual
+            let (spent, requests) = hours[slot] ?? (0, 0)
+            let past = (1...7).map { hours[slot - Int64($0) * 24] ?? (0, 0) }
+            let usualSpend = past.map(\.0).reduce(0, +) / 7
+            let usualRequests = Double(past.map(\.1).reduce(0, +)) / 7
+            return spent > settings.minUSD && (spent > settings.factor * usualSpend || Double(requests) > settings.factor * usualRequests)
         }
         var events: [NotificationEvent] = []
         for (subject, hours) in spend.sorted(by: { $0.key < $1.key }) {

@@ -34,7 +34,7 @@ public final class NotificationDelivery: Service, Sendable {
     ///   - attemptTimeout: bound on one attempt.
     public init(
         outbox: NotificationOutbox, metrics: GatewayMetrics? = nil, owner: String = RandomID.timeOrdered(prefix: "gw-"),
-        pollInterval: Duration = .seconds(1), lease: Duration = .seconds(120), attemptTimeout: Duration = .seconds(15)
+        pollInterval: Duration = .seconds(1), lease: Duration = .seconds(30), attemptTimeout: Duration = .seconds(15)
     ) {
         self.outbox = outbox
         self.metrics = metrics
