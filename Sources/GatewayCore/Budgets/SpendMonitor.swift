@@ -86,7 +86,7 @@ public struct SpendMonitor: Service {
             for row in rows where row.subject.isCounted(by: budget) {
                 let micros = row.createdAtMicros
                 guard let past = spans.dropFirst().first(where: { micros >= $0.startMillis * 1000 && micros < $0.endMillis * 1000 }) else { continue }
-                let bucket = Self.describe(row.subject.bucket(in: budget))
+                let bucket = BudgetCounter.describe(row.subject.bucket(in: budget))
                 let amount = BudgetMoney.nanos(row.costUSD)
                 whole[bucket, default: 0] += amount
                 if micros < (past.startMillis + elapsed) * 1000 { partial[bucket, default: 0] += amount }
@@ -94,7 +94,7 @@ public struct SpendMonitor: Service {
             for counter in try await book.store.counters(of: budget.name, span: current, nowMillis: nowMillis) {
                 let spent = counter.level.spentNanos
                 guard spent > 0, spent < budget.limitNanos else { continue }
-                let bucket = Self.describe(counter.bucket)
+                let bucket = BudgetCounter.describe(counter.bucket)
                 let projected: Double
                 if let before = partial[bucket], before > 0, let total = whole[bucket] {
                     projected = Double(spent) * Double(total) / Double(before)
@@ -193,10 +193,6 @@ public struct SpendMonitor: Service {
                     occurredAt: Date(timeIntervalSince1970: Double(nowMillis) / 1000), channels: settings.notify, summary: summary))
         }
         return events
-    }
-
-    static func describe(_ bucket: [BudgetBucketValue]) -> String {
-        bucket.map { "\($0.dimension)=\($0.value)" }.joined(separator: ",")
     }
 }
 
