@@ -378,7 +378,7 @@ struct BudgetTests {
             // The anthropic-only budget, not held at admission (openai came first), was charged after.
             let direct = try await gateway.post(json: Self.ask("fail over", model: "dear"))
             let directCost = BudgetMoney.usd(BudgetAdmission.estimate(
-                try ChatRequest(json: Self.ask("fail over", model: "dear")), price: Self.pricey, defaultOutput: 4096))
+                ExpectedUsage(chat: try ChatRequest(json: Self.ask("fail over", model: "dear"))), price: Self.pricey, defaultOutput: 4096))
             let remaining = try #require(direct.header("X-Budget-Remaining-USD").flatMap(Double.init))
             #expect(abs(remaining - (1 - cost - directCost)) < 0.000_002, "\(remaining) vs 1 - \(cost) - \(directCost)")
         }
@@ -422,7 +422,7 @@ struct BudgetTests {
             #expect(cost > 0 && (record.completionTokens ?? 0) >= 1)
             // The budget was charged it: what is left is the limit less that cost and the next request's hold.
             let next = try await gateway.post(json: Self.ask("after"))
-            let hold = BudgetMoney.usd(BudgetAdmission.estimate(try ChatRequest(json: Self.ask("after")), price: Self.pricey, defaultOutput: 4096))
+            let hold = BudgetMoney.usd(BudgetAdmission.estimate(ExpectedUsage(chat: try ChatRequest(json: Self.ask("after"))), price: Self.pricey, defaultOutput: 4096))
             let remaining = try #require(next.header("X-Budget-Remaining-USD").flatMap(Double.init))
             #expect(abs(remaining - (1 - cost - hold)) < 0.000_002, "\(remaining) vs 1 - \(cost) - \(hold)")
         }
@@ -470,7 +470,7 @@ struct BudgetTests {
                 #expect(!answered.isEmpty && answered.count < 64)
                 let spent = answered.compactMap { $0.header("X-Cost-USD").flatMap(Double.init) }.reduce(0, +)
                 let reservation = BudgetMoney.usd(BudgetAdmission.estimate(
-                    try ChatRequest(json: Self.ask("concurrent 10")), price: Self.pricey, defaultOutput: 4096))
+                    ExpectedUsage(chat: try ChatRequest(json: Self.ask("concurrent 10"))), price: Self.pricey, defaultOutput: 4096))
                 #expect(spent <= limit + reservation, "spent \(spent) of \(limit) (one reservation: \(reservation))")
                 #expect(spent > limit / 2, "the budget was used, not refused from the start: \(spent)")
             }

@@ -18,7 +18,9 @@ import Testing
         #expect(ModelCatalog.model(named: "gpt-3") == nil)
     }
 
-    @Test(arguments: ModelCatalog.models)
+    static let chatModels = ModelCatalog.models.filter { $0.kind == .chat }
+
+    @Test(arguments: chatModels)
     func pricesArePositiveAndCachedIsCheaper(model: CatalogModel) throws {
         #expect(model.price.input > 0)
         #expect(model.price.output >= model.price.input)
@@ -26,7 +28,7 @@ import Testing
         #expect(cached > 0 && cached < model.price.input)
     }
 
-    @Test(arguments: ModelCatalog.models)
+    @Test(arguments: chatModels)
     func fallbacksNameOneModelOfEachOtherFamily(model: CatalogModel) throws {
         #expect(model.fallbacks.count == 2)
         var families: Set<ProviderType> = []
@@ -53,6 +55,17 @@ import Testing
         #expect(ModelCatalog.model(named: "gpt-4.1-mini")?.fallbacks == ["claude-haiku-4-5", "gemini-2.5-flash"])
         #expect(ModelCatalog.model(named: "claude-opus-4-5")?.fallbacks == ["gpt-5", "gemini-2.5-pro"])
         #expect(ModelCatalog.model(named: "claude-opus-4-1")?.fallbacks == ["o3", "gemini-2.5-pro"])
+    }
+
+    @Test func embeddingModelsArePricedByInputAndNeverFallBack() throws {
+        let embeddings = ModelCatalog.models.filter { $0.kind == .embedding }
+        #expect(Set(embeddings.map(\.name)) == ["text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002", "gemini-embedding-001"])
+        for model in embeddings {
+            #expect(model.price.input > 0 && model.price.output == 0, "\(model.name)")
+            #expect(model.fallbacks.isEmpty, "\(model.name)")
+            #expect(model.providerType != .anthropic)
+        }
+        #expect(ModelCatalog.model(named: "text-embedding-3-small")?.price == Price(input: 0.02, output: 0))
     }
 
     @Test func knownListPrices() {

@@ -31,14 +31,19 @@ public enum CacheKey {
     ///     caches, or a constant for one global cache.
     /// - Returns: 64 lower-case hex digits.
     public static func make(for request: ChatRequest, namespace: String) -> String {
+        make(body: request.body, namespace: namespace)
+    }
+
+    /// The key of any request body (an embeddings request's, with a namespace of its own).
+    public static func make(body: [String: JSON], namespace: String) -> String {
         // The text of `{"namespace": …, "request": {…}}` with sorted keys, written in one pass: no canonical copy
         // of the request is built first.
         var text = #"{"namespace":"#
         JSON.writeString(namespace, to: &text)
         text += #","request":{"#
         var first = true
-        for name in request.body.keys.sorted() where !excludedFields.contains(name) {
-            let value = request.body[name]!
+        for name in body.keys.sorted() where !excludedFields.contains(name) {
+            let value = body[name]!
             if value.isNull { continue }
             if !first { text += "," }
             first = false

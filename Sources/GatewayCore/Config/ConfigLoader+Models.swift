@@ -3,7 +3,7 @@ import Yams
 // MARK: - models:
 
 extension ConfigLoader {
-    static let modelKeys = ["provider", "upstream", "fallbacks", "price", "deployments"]
+    static let modelKeys = ["provider", "upstream", "fallbacks", "price", "deployments", "kind"]
 
     static func readModels(_ top: Section, providers: [ProviderConfig], _ reader: ConfigReader) -> [String: ModelConfig] {
         guard let section = reader.section(top["models"], path: "models", known: nil) else { return [:] }
@@ -57,7 +57,18 @@ extension ConfigLoader {
             }
         }
 
-        let price = section["price"].flatMap { readPrice($0, path: section.path("price"), reader) }
+        var kind: ModelKind?
+        if let node = section["kind"], let value = reader.string(node, path: section.path("kind")) {
+            kind = ModelKind(rawValue: value)
+            if kind == nil { reader.error("kind must be chat or embedding, got \"\(value)\"", at: node, path: section.path("kind")) }
+        }
+        let embeds = (kind ?? catalog?.kind) == .embedding
+        if embeds, let provider, provider.type == .anthropic {
+            reader.error(
+                "\"\(name)\" is an embedding model but provider \"\(provider.name)\" is anthropic, which has no embeddings API",
+                at: entry.key, path: path)
+        }
+        let price = section["price"].flatMap { readPrice($0, path: section.path("price"), embedding: embeds, reader) }
         let deployments = section["deployments"].map {
             readDeployments($0, path: section.path("deployments"), model: provider, providers: providers, reader)
         } ?? []
@@ -73,6 +84,7 @@ extension ConfigLoader {
         }
         var model = ModelConfig(name: name, provider: provider.name, upstream: upstream, fallbacks: fallbacks, price: price)
         model.deployments = deployments
+        model.kind = kind
         return model
     }
 
@@ -95,7 +107,8 @@ extension ConfigLoader {
         return nil
     }
 
-    private static func readPrice(_ node: Node, path: String, _ reader: ConfigReader) -> Price? {
+    /// An embedding model's price needs only `input` (it has no output tokens).
+    private static func readPrice(_ node: Node, path: String, embedding: Bool, _ reader: ConfigReader) -> Price? {
         guard let section = reader.section(node, path: path, known: ["input", "output", "cached_input"]) else { return nil }
         func amount(_ key: String, required: Bool) -> Double?? {
             guard let valueNode = section[key] else {
@@ -105,9 +118,9 @@ extension ConfigLoader {
             return reader.double(valueNode, path: section.path(key)).map { .some($0) }
         }
         // Read all three before deciding, so each problem is reported.
-        let (input, output, cachedInput) = (amount("input", required: true), amount("output", required: true), amount("cached_input", required: false))
-        guard let input = input ?? nil, let output = output ?? nil, let cachedInput else { return nil }
-        return Price(input: input, output: output, cachedInput: cachedInput)
+        let (input, output, cachedInput) = (amount("input", required: true), amount("output", required: !embedding), amount("cached_input", required: false))
+        guard let input = input ?? nil, let output, let cachedInput else { return nil }
+        return Price(input: input, output: output ?? 0, cachedInput: cachedInput)
     }
 
     private static func readDeployments(
@@ -142,6 +155,14 @@ extension ConfigLoader {
 
     // MARK: - Fallback references
 
+    /// A model's kind as the file declares it, else as the catalog knows it; nil for names neither knows.
+    private static func declaredKind(of name: String, in models: Node.Mapping) -> ModelKind? {
+        for (key, value) in models where key.scalar?.string == name {
+            if case .mapping(let model) = value, let kind = model["kind"]?.scalar?.string { return ModelKind(rawValue: kind) }
+        }
+        return ModelCatalog.model(named: name)?.kind
+    }
+
     /// Checks every `models.*.fallbacks` entry names a configured model, a catalog model, or `provider/model`.
     ///
     /// Runs after all models are read, so a fallback may name a model declared further down.
@@ -153,10 +174,21 @@ extension ConfigLoader {
             guard let name = keyNode.scalar?.string, case .mapping(let model) = value,
                 case .sequence(let fallbacks)? = model["fallbacks"]
             else { continue }
+            let kind = Self.declaredKind(of: name, in: models)
             for (index, item) in fallbacks.enumerated() {
                 guard case .scalar(let scalar) = item, !scalar.string.isEmpty else { continue }
                 let fallback = scalar.string
                 let path = "models.\(name).fallbacks[\(index)]"
+                if fallback != name, kind == .embedding {
+                    reader.error(
+                        "embedding model \"\(name)\" cannot fall back to another model (\"\(fallback)\"): the vectors of two models are not comparable (spread one model over providers with deployments:)",
+                        at: item, path: path)
+                    continue
+                }
+                if fallback != name, Self.declaredKind(of: fallback, in: models) == .embedding {
+                    reader.error("chat model \"\(name)\" cannot fall back to embedding model \"\(fallback)\"", at: item, path: path)
+                    continue
+                }
                 if fallback == name {
                     reader.warning("\"\(name)\" falls back to itself", at: item, path: path)
                 } else if declared.contains(fallback) {

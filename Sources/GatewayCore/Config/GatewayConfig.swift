@@ -189,6 +189,8 @@ public struct ModelConfig: Sendable, Equatable {
     public var price: Price?
     /// Several deployments sharing the load; empty means just `provider`.
     public var deployments: [Deployment] = []
+    /// What the model does: chat completions, or embeddings (`kind: embedding`); nil keeps the catalog's.
+    public var kind: ModelKind?
 
     public init(name: String, provider: String, upstream: String? = nil, fallbacks: [String]? = nil, price: Price? = nil) {
         self.name = name
@@ -196,6 +198,20 @@ public struct ModelConfig: Sendable, Equatable {
         self.upstream = upstream ?? name
         self.fallbacks = fallbacks
         self.price = price
+    }
+}
+
+/// What a model answers: `/v1/chat/completions` or `/v1/embeddings`.
+public enum ModelKind: String, Sendable, CaseIterable {
+    case chat
+    case embedding
+
+    /// The route a model of this kind answers on.
+    public var route: String {
+        switch self {
+        case .chat: "/v1/chat/completions"
+        case .embedding: "/v1/embeddings"
+        }
     }
 }
 

@@ -111,9 +111,11 @@ public final class Gateway: Sendable {
         }
         let chain = UpstreamChain(proxy: UpstreamProxy(clients: clients), breakers: breakers, load: load)
         let chat = ChatPipeline(dialect: openAIChat, chain: chain, stores: stores, sink: records, metrics: metrics)
+        let embeddings = EmbeddingsPipeline(chain: chain, stores: stores, metrics: metrics)
         let models = ModelsRoute()
         let api = router.group("v1").add(middleware: AuthMiddleware())
         api.post("chat/completions", use: chat.handle)
+        api.post("embeddings", use: embeddings.handle)
         api.get("models", use: models.list)
         api.get("models/**", use: models.retrieve)
         return router

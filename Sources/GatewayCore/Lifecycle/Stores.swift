@@ -89,4 +89,18 @@ struct SharedAnswer: Sendable {
     var costUSD: Double? { answer.costUSD }
     /// Taken by the first of the flight's requests to settle, which stores the answer in the cache.
     let storing = OnceFlag()
+
+    init(served: ServedAnswer<ChatCompletion>, answer: CachedAnswer) {
+        self.served = served
+        self.answer = answer
+    }
+
+    /// `served` priced at its model's price (nil when unpriced or without usage), kept as the cache keeps it.
+    init(pricing served: ServedAnswer<ChatCompletion>) {
+        let cost = served.answer.usage.flatMap { usage in served.model.price.map { usage.cost(at: $0) } }
+        let answer = CachedAnswer(
+            completion: served.answer.body, text: served.answer.text, provider: served.model.provider.name,
+            upstreamModel: served.model.upstream, costUSD: cost)
+        self.init(served: served, answer: answer)
+    }
 }

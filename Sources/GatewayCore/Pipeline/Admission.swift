@@ -11,14 +11,56 @@ protocol AdmissionStep: Sendable {
     func admit(_ candidate: AdmissionCandidate) async throws -> (any AdmissionTicket)?
 }
 
-/// What an admission step judges: the request, who sent it, the model it resolved to.
+extension Array where Element == any AdmissionStep {
+    /// Runs every step in order, each ticket held by `ledger`; returns the headers the steps add to the answer.
+    func admit(_ candidate: AdmissionCandidate, into ledger: RequestLedger) async throws -> HTTPFields {
+        var headers: HTTPFields = [:]
+        for step in self {
+            guard let ticket = try await step.admit(candidate) else { continue }
+            ledger.hold(ticket)
+            headers.append(contentsOf: ticket.headers)
+        }
+        return headers
+    }
+}
+
+/// What an admission step judges: the tokens the request may use, who sent it, the model it resolved to.
 struct AdmissionCandidate: Sendable {
-    var request: ChatRequest
+    /// `model` as the client asked for it.
+    var requestedModel: String
+    /// The request's tokens, estimated before any provider is called.
+    var expected: ExpectedUsage
     var key: KeyConfig
     var snapshot: ConfigSnapshot
     var model: ResolvedModel
     var attribution: RequestAttribution
     var logger: Logger
+}
+
+/// The tokens a request may use, estimated before it is sent: what rate limits take and budgets hold.
+struct ExpectedUsage: Sendable, Equatable {
+    /// The prompt's tokens (`TokenEstimate.promptTokens`).
+    var promptTokens: Int
+    /// The request's own output cap per choice (`max_completion_tokens`, `max_tokens`); nil when it sets none.
+    var maxOutputTokens: Int?
+    /// Choices asked for (`n`).
+    var choices = 1
+
+    /// A chat request's: its prompt, its output cap, its `n`.
+    init(chat request: ChatRequest) {
+        self.init(promptTokens: TokenEstimate.promptTokens(for: request), maxOutputTokens: request.maxTokens, choices: request.n)
+    }
+
+    init(promptTokens: Int, maxOutputTokens: Int?, choices: Int = 1) {
+        self.promptTokens = promptTokens
+        self.maxOutputTokens = maxOutputTokens
+        self.choices = choices
+    }
+
+    /// The output allowed: the cap (else `fallback`) times the choices.
+    func outputTokens(default fallback: Int) -> Int {
+        TokenEstimate.outputTokens(cap: maxOutputTokens, choices: choices, default: fallback)
+    }
 }
 
 /// What an admission step holds for one request until it is settled.
@@ -58,7 +100,7 @@ struct RateLimitAdmission: AdmissionStep {
     func admit(_ candidate: AdmissionCandidate) async throws -> (any AdmissionTicket)? {
         let gate = RateLimitGate(
             backend: stores.limiter, onBackendError: candidate.snapshot.config.rateLimits.onBackendError, outage: stores.limiterOutage)
-        guard let admission = try await gate.admit(key: candidate.key, request: candidate.request, logger: candidate.logger) else { return nil }
+        guard let admission = try await gate.admit(key: candidate.key, expected: candidate.expected, logger: candidate.logger) else { return nil }
         return Ticket(gate: gate, admission: admission)
     }
 

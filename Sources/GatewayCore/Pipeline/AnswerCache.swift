@@ -1,4 +1,5 @@
 import HTTPTypes
+import NIOCore
 
 /// One tier of the answer cache: the exact tier today, a semantic tier next.
 protocol AnswerCacheTier: Sendable {
@@ -46,8 +47,8 @@ struct AnswerCache: Sendable {
 
     /// What the cache does for one request, and the keys it uses.
     struct Query: Sendable {
-        /// The client's request.
-        var request: ChatRequest
+        /// The client's chat request; nil for an embeddings request (which only the exact tier keeps).
+        var request: ChatRequest?
         /// Whether to look up and store, and for how long.
         var policy: CachePolicy
         /// The exact tier's key (also the single flight's); empty when the cache takes no part.
@@ -68,6 +69,13 @@ struct AnswerCache: Sendable {
         return Query(request: request, policy: policy, exactKey: policy.isActive ? CacheKey.make(for: request, namespace: policy.namespace) : "")
     }
 
+    /// The query for an embeddings request: the exact tier only, under a namespace of its own.
+    func query(forEmbeddings request: EmbeddingsRequest, key: KeyConfig, config: GatewayConfig, cacheControl: String?) -> Query {
+        let policy = CachePolicy(config: config, key: key, cacheControl: cacheControl, backendAvailable: !tiers.isEmpty)
+        let exactKey = policy.isActive ? CacheKey.make(body: request.body, namespace: "embeddings|" + policy.namespace) : ""
+        return Query(request: nil, policy: policy, exactKey: exactKey)
+    }
+
     /// The first tier's answer, when the policy lets the cache answer.
     func lookup(_ query: Query) async -> Hit? {
         guard query.policy.lookup else { return nil }
@@ -75,6 +83,23 @@ struct AnswerCache: Sendable {
             if let answer = await tier.lookup(query) { return Hit(answer: answer, label: tier.hitLabel) }
         }
         return nil
+    }
+
+    /// Runs `work` for a complete answer, shared with an identical request already under way when the policy looks up.
+    ///
+    /// The client leaving (its `channel` closing) stops the wait: a shared flight's waiter leaves it (the flight's
+    /// task is cancelled when nobody waits any more); otherwise the work's own task is cancelled.
+    /// - Returns: the answer, and whether it was another request's (`joined`).
+    func shared(
+        _ query: Query, channel: (any Channel)?, _ work: @escaping @Sendable () async throws -> SharedAnswer
+    ) async throws -> (SharedAnswer, joined: Bool) {
+        guard query.policy.lookup else {
+            return (try await ClientWatch.cancellingOnDisconnect(channel, work), false)
+        }
+        let watch = DisconnectWatch(channel: channel)
+        defer { watch.stop() }
+        let (answer, joined) = try await flights.run(query.exactKey, leavingWhen: { leave in watch.start(onClose: leave) }, work)
+        return (answer, joined)
     }
 
     /// Keeps `answer` in every tier, when the policy lets the cache store.

@@ -22,6 +22,18 @@ enum AnswerHeaders {
         return headers
     }
 
+    /// The headers of a complete answer, from this request's upstream call or shared with an identical one
+    /// (`joined`: then `X-Cache-Hit: exact` and no cost); returns the cost to report (nil when unpriced).
+    static func answered(_ shared: SharedAnswer, joined: Bool, latencyMs: Int, into headers: inout HTTPFields) -> Double? {
+        let served = shared.served
+        headers.append(contentsOf: routing(model: served.model, original: served.original, attempts: joined ? 0 : served.attempts))
+        headers[.latency] = String(latencyMs)
+        let cost = joined ? 0 : shared.costUSD
+        if joined { headers[.cacheHit] = "exact" }
+        if let cost { headers[.cost] = CostFormat.usd(cost) }
+        return cost
+    }
+
     /// The headers of an answer a cache tier gave: who made it, no attempt, no cost.
     static func cacheHit(_ hit: AnswerCache.Hit) -> HTTPFields {
         var headers: HTTPFields = [:]

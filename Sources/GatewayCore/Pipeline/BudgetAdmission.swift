@@ -27,12 +27,12 @@ struct BudgetAdmission: AdmissionStep {
         guard let price = Self.highestPrice(of: candidate.model, in: candidate.snapshot.models) else {
             if let hardBudget {
                 throw GatewayError.invalidRequest(
-                    "The model '\(candidate.request.model)' has no price, so the hard budget '\(hardBudget)' cannot count what it spends. Give it a price under models: in gateway.yaml.",
+                    "The model '\(candidate.requestedModel)' has no price, so the hard budget '\(hardBudget)' cannot count what it spends. Give it a price under models: in gateway.yaml.",
                     param: "model", code: "budget_unpriced_model")
             }
             return nil
         }
-        let amount = Self.estimate(candidate.request, price: price, defaultOutput: candidate.model.provider.defaultMaxTokens)
+        let amount = Self.estimate(candidate.expected, price: price, defaultOutput: candidate.model.provider.defaultMaxTokens)
         let id = book.nextReservationID()
         let expires = now + Int64(candidate.model.provider.timeouts.total.components.seconds) * 1000 + 60_000
         let reservation: BudgetReservation
@@ -73,7 +73,7 @@ struct BudgetAdmission: AdmissionStep {
     static func subject(of candidate: AdmissionCandidate) -> BudgetSubject {
         BudgetSubject(
             key: candidate.key.name, customer: candidate.attribution.customer, feature: candidate.attribution.feature,
-            model: candidate.request.model, provider: candidate.model.provider.name,
+            model: candidate.requestedModel, provider: candidate.model.provider.name,
             metadata: candidate.attribution.metadata.isEmpty ? [:]
                 : Dictionary(candidate.attribution.metadata.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first }))
     }
@@ -90,10 +90,10 @@ struct BudgetAdmission: AdmissionStep {
         return price
     }
 
-    /// The estimated cost of `request` at `price`, in nano-USD.
-    static func estimate(_ request: ChatRequest, price: Price, defaultOutput: Int) -> Int64 {
-        let prompt = TokenEstimate.promptTokens(for: request)
-        let output = TokenEstimate.outputTokens(for: request, default: defaultOutput)
+    /// The estimated cost of `expected` at `price`, in nano-USD.
+    static func estimate(_ expected: ExpectedUsage, price: Price, defaultOutput: Int) -> Int64 {
+        let prompt = expected.promptTokens
+        let output = expected.outputTokens(default: defaultOutput)
         return BudgetMoney.nanos(Usage(promptTokens: prompt, completionTokens: output).cost(at: price))
     }
 

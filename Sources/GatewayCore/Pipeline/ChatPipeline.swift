@@ -48,12 +48,12 @@ public struct ChatPipeline<Dialect: ClientDialect>: Sendable {
             fields.stream = chat.stream
             Attribution.apply(attribution, to: &fields)
         }
-        let model = try Self.resolve(chat, key: key, in: snapshot)
+        let model = try Self.resolve(chat.model, kind: .chat, key: key, in: snapshot)
         let ledger = RequestLedger(outcome: outcome, cache: cache, logger: context.logger)
         do {
             let candidate = AdmissionCandidate(
-                request: chat, key: key, snapshot: snapshot, model: model, attribution: attribution, logger: context.logger)
-            var headers = try await admit(candidate, into: ledger)
+                requestedModel: chat.model, expected: ExpectedUsage(chat: chat), key: key, snapshot: snapshot, model: model, attribution: attribution, logger: context.logger)
+            var headers = try await admission.admit(candidate, into: ledger)
             let query = cache.query(for: chat, key: key, config: snapshot.config, cacheControl: request.headers[.cacheControl])
             if let hit = await cache.lookup(query) {
                 await ledger.settle(.cacheHit(hit))
@@ -79,41 +79,38 @@ public struct ChatPipeline<Dialect: ClientDialect>: Sendable {
 
     /// Reads the body within `limit` bytes and decodes it in the client's dialect.
     func decode(_ request: Request, limit: Int) async throws -> ChatRequest {
+        try dialect.decode(try await Self.body(of: request, limit: limit), headers: request.headers)
+    }
+
+    /// A request's whole body, or 413 beyond `limit` bytes (`server.max_body_bytes`).
+    static func body(of request: Request, limit: Int) async throws -> ByteBuffer {
         var request = request
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
             throw GatewayError.payloadTooLarge(limit: limit)
         }
-        let body: ByteBuffer
         do {
-            body = try await request.collectBody(upTo: limit)
+            return try await request.collectBody(upTo: limit)
         } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
             throw GatewayError.payloadTooLarge(limit: limit)
         }
-        return try dialect.decode(body, headers: request.headers)
     }
 
-    /// The configured model the request names, when the key may use it.
-    static func resolve(_ chat: ChatRequest, key: KeyConfig, in snapshot: ConfigSnapshot) throws(GatewayError) -> ResolvedModel {
-        guard let model = snapshot.models.resolve(chat.model) else {
+    /// The configured model the request names, when the key may use it and it answers on this route.
+    static func resolve(_ name: String, kind: ModelKind, key: KeyConfig, in snapshot: ConfigSnapshot) throws(GatewayError) -> ResolvedModel {
+        guard let model = snapshot.models.resolve(name) else {
             throw GatewayError.notFound(
-                "The model '\(chat.model)' does not exist or is not configured on this gateway. GET /v1/models lists the models your key can use.",
+                "The model '\(name)' does not exist or is not configured on this gateway. GET /v1/models lists the models your key can use.",
                 param: "model", code: "model_not_found")
         }
-        guard key.allows(model: chat.model) else {
-            throw GatewayError.forbidden("Your key '\(key.name)' is not allowed to use the model '\(chat.model)'.", param: "model")
+        guard key.allows(model: name) else {
+            throw GatewayError.forbidden("Your key '\(key.name)' is not allowed to use the model '\(name)'.", param: "model")
+        }
+        if let modelKind = model.kind, modelKind != kind {
+            throw GatewayError.invalidRequest(
+                "The model '\(name)' is \(modelKind == .embedding ? "an embedding" : "a chat") model: send it to \(modelKind.route), not \(kind.route).",
+                param: "model", code: "wrong_model_kind")
         }
         return model
-    }
-
-    /// Runs every admission step; returns the headers they add to the answer.
-    func admit(_ candidate: AdmissionCandidate, into ledger: RequestLedger) async throws -> HTTPFields {
-        var headers: HTTPFields = [:]
-        for step in admission {
-            guard let ticket = try await step.admit(candidate) else { continue }
-            ledger.hold(ticket)
-            headers.append(contentsOf: ticket.headers)
-        }
-        return headers
     }
 
     // MARK: - Exits
@@ -152,31 +149,12 @@ public struct ChatPipeline<Dialect: ClientDialect>: Sendable {
                     throw AttemptFailure(error, triggersFailover: true, timedOut: error.status == 504)
                 }
             }
-            let cost = served.answer.usage.flatMap { usage in served.model.price.map { usage.cost(at: $0) } }
-            let answer = CachedAnswer(
-                completion: served.answer.body, text: served.answer.text, provider: served.model.provider.name,
-                upstreamModel: served.model.upstream, costUSD: cost)
-            return SharedAnswer(served: served, answer: answer)
+            return SharedAnswer(pricing: served)
         }
-        // The client leaving stops the wait: a shared flight's waiter leaves it (the flight's task is cancelled
-        // when nobody waits any more); otherwise the work's own task is cancelled.
-        let shared: SharedAnswer
-        let joined: Bool
-        if query.policy.lookup {
-            let watch = DisconnectWatch(channel: context.channel)
-            defer { watch.stop() }
-            (shared, joined) = try await cache.flights.run(query.exactKey, leavingWhen: { leave in watch.start(onClose: leave) }, work)
-        } else {
-            (shared, joined) = (try await ClientWatch.cancellingOnDisconnect(context.channel, work), false)
-        }
+        let (shared, joined) = try await cache.shared(query, channel: context.channel, work)
         await ledger.settle(.answered(shared, joined: joined))
-        let served = shared.served
-        headers.append(contentsOf: AnswerHeaders.routing(model: served.model, original: served.original, attempts: joined ? 0 : served.attempts))
         let latency = context.elapsedMilliseconds
-        headers[.latency] = String(latency)
-        let cost = joined ? 0 : shared.costUSD
-        if joined { headers[.cacheHit] = "exact" }
-        if let cost { headers[.cost] = CostFormat.usd(cost) }
+        let cost = AnswerHeaders.answered(shared, joined: joined, latencyMs: latency, into: &headers)
         return .json(text: dialect.encodeAnswer(shared.answer.completionText, costUSD: cost, latencyMs: latency), headers: headers)
     }
 }

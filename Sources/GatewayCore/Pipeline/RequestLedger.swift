@@ -78,6 +78,7 @@ final class RequestLedger: Sendable {
             provider = hit.answer.provider
             outcome?.update { fields in
                 fields.cacheHit = true
+                fields.cacheHitKind = hit.label
                 fields.provider = hit.answer.provider
                 fields.servedModel = hit.answer.upstreamModel
                 fields.usage = hit.answer.usage
@@ -93,6 +94,7 @@ final class RequestLedger: Sendable {
                 fields.served(by: served.model, original: served.original, attempts: joined ? 0 : served.attempts)
                 fields.usage = served.answer.usage
                 fields.cacheHit = joined
+                if joined { fields.cacheHitKind = "exact" }
                 fields.costUSD = cost
                 fields.savedCostUSD = joined ? shared.costUSD : nil
             }

@@ -27,15 +27,18 @@ public struct ChatRequest: Sendable {
     /// Parses and validates a request body.
     /// - Throws: `GatewayError` (400) naming the offending parameter.
     public init<Bytes: Collection>(parsing bytes: Bytes) throws(GatewayError) where Bytes.Element == UInt8 {
-        let json: JSON
+        try self.init(json: try Self.parseBody(bytes))
+    }
+
+    /// A client's request body as JSON, or the 400 `invalid_json` saying where it broke.
+    static func parseBody<Bytes: Collection>(_ bytes: Bytes) throws(GatewayError) -> JSON where Bytes.Element == UInt8 {
         do {
-            json = try JSON.parse(bytes)
+            return try JSON.parse(bytes)
         } catch {
             throw .invalidRequest(
                 "We could not parse the JSON body of your request (\(error.description)). The body must be valid JSON.",
                 code: "invalid_json")
         }
-        try self.init(json: json)
     }
 
     /// Validates an already parsed request body.

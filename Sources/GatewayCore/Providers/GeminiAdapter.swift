@@ -22,11 +22,17 @@ public struct GeminiAdapter: ProviderAdapter {
     {
         try GeminiRequestTranslation.rejectUnsupported(request)
         let body = try GeminiRequestTranslation.body(for: request)
+        let headers = Self.headers(for: provider)
+        return UpstreamRequest(
+            path: Self.path(model: upstreamModel, stream: request.stream), headers: headers, body: body)
+    }
+
+    /// The headers of every request to `provider`: JSON, the provider's key, its configured extra headers.
+    static func headers(for provider: ProviderConfig) -> [(name: String, value: String)] {
         var headers: [(name: String, value: String)] = [("content-type", "application/json")]
         if let key = provider.apiKey, !key.isEmpty { headers.append(("x-goog-api-key", key)) }
         for (name, value) in provider.headers.sorted(by: { $0.key < $1.key }) { headers.append((name, value)) }
-        return UpstreamRequest(
-            path: Self.path(model: upstreamModel, stream: request.stream), headers: headers, body: body)
+        return headers
     }
 
     public func translateResponse(_ body: JSON, model: String) throws(GatewayError) -> ChatCompletion {

@@ -15,10 +15,16 @@ public struct OpenAIAdapter: ProviderAdapter {
             options["include_usage"] = true
             body["stream_options"] = .object(options)
         }
+        let headers = Self.headers(for: provider)
+        return UpstreamRequest(path: "/chat/completions", headers: headers, body: .object(body))
+    }
+
+    /// The headers of every request to `provider`: JSON, the provider's key, its configured extra headers.
+    static func headers(for provider: ProviderConfig) -> [(name: String, value: String)] {
         var headers: [(name: String, value: String)] = [("content-type", "application/json")]
         if let key = provider.apiKey, !key.isEmpty { headers.append(("authorization", "Bearer \(key)")) }
         for (name, value) in provider.headers.sorted(by: { $0.key < $1.key }) { headers.append((name, value)) }
-        return UpstreamRequest(path: "/chat/completions", headers: headers, body: .object(body))
+        return headers
     }
 
     public func translateResponse(_ body: JSON, model: String) throws(GatewayError) -> ChatCompletion {

@@ -156,8 +156,13 @@ public enum TokenEstimate {
 
     /// The output the request allows: `max_completion_tokens` (else `max_tokens`, else `fallback`) times `n`.
     public static func outputTokens(for request: ChatRequest, default fallback: Int) -> Int {
+        outputTokens(cap: request.maxTokens, choices: request.n, default: fallback)
+    }
+
+    /// `cap` (else `fallback`) times `choices`.
+    public static func outputTokens(cap: Int?, choices: Int, default fallback: Int) -> Int {
         // Capped so absurd values cannot overflow; either cap is far beyond any per-minute budget.
-        min(request.maxTokens ?? fallback, 1 << 30) * min(max(1, request.n), 1 << 10)
+        min(cap ?? fallback, 1 << 30) * min(max(1, choices), 1 << 10)
     }
 
     /// `ceil(prompt characters / 4)`.

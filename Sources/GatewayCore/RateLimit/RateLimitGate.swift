@@ -17,9 +17,9 @@ struct RateLimitGate: Sendable {
 
     /// Takes the request from the key's buckets, or throws 429 with `Retry-After`; nil when the key has no limit
     /// (or the backend failed and `on_backend_error` is `allow`).
-    func admit(key: KeyConfig, request: ChatRequest, logger: Logger) async throws -> Admission? {
+    func admit(key: KeyConfig, expected: ExpectedUsage, logger: Logger) async throws -> Admission? {
         guard let limit = key.rateLimit, limit.requestsPerMinute != nil || limit.tokensPerMinute != nil else { return nil }
-        let estimate = limit.tokensPerMinute == nil ? 0 : TokenEstimate.estimate(for: request)
+        let estimate = limit.tokensPerMinute == nil ? 0 : expected.promptTokens + expected.outputTokens(default: TokenEstimate.defaultOutputTokens)
         let decision: RateDecision
         do {
             decision = try await backend.acquire(key: key.name, limit: limit, estimatedTokens: estimate)

@@ -10,14 +10,17 @@ public struct CatalogModel: Sendable, Equatable {
     public var price: Price
     /// Equivalent models of the other two families, tried in order when this one fails.
     public var fallbacks: [String]
+    /// Chat or embeddings.
+    public var kind: ModelKind
 
     /// Creates a catalog entry.
-    public init(name: String, providerType: ProviderType, upstream: String? = nil, price: Price, fallbacks: [String]) {
+    public init(name: String, providerType: ProviderType, upstream: String? = nil, price: Price, fallbacks: [String], kind: ModelKind = .chat) {
         self.name = name
         self.providerType = providerType
         self.upstream = upstream ?? name
         self.price = price
         self.fallbacks = fallbacks
+        self.kind = kind
     }
 }
 
@@ -42,6 +45,12 @@ public enum ModelCatalog {
 
     private static func gemini(_ name: String, _ input: Double, _ output: Double, cached: Double, _ fallbacks: [String]) -> CatalogModel {
         CatalogModel(name: name, providerType: .gemini, price: Price(input: input, output: output, cachedInput: cached), fallbacks: fallbacks)
+    }
+
+    /// An embedding model: priced by its input alone, and never falling back to another model (vectors of two
+    /// models are not comparable).
+    private static func embedding(_ name: String, _ type: ProviderType, input: Double) -> CatalogModel {
+        CatalogModel(name: name, providerType: type, price: Price(input: input, output: 0), fallbacks: [], kind: .embedding)
     }
 
     /// Every built-in model, by family and tier.
@@ -72,6 +81,11 @@ public enum ModelCatalog {
         gemini("gemini-2.5-flash",          0.30,    2.50,  cached: 0.03,   ["claude-haiku-4-5", "gpt-4o-mini"]),
         gemini("gemini-2.5-flash-lite",     0.10,    0.40,  cached: 0.01,   ["gpt-5-nano", "claude-haiku-4-5"]),
         gemini("gemini-2.0-flash",          0.10,    0.40,  cached: 0.025,  ["gpt-4o-mini", "claude-haiku-4-5"]),
+        // Embeddings (Anthropic has no embeddings API)
+        embedding("text-embedding-3-small", .openai, input: 0.02),
+        embedding("text-embedding-3-large", .openai, input: 0.13),
+        embedding("text-embedding-ada-002", .openai, input: 0.10),
+        embedding("gemini-embedding-001", .gemini, input: 0.15),
     ]
 
     private static let byName: [String: CatalogModel] = Dictionary(models.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })

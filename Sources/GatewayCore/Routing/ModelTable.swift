@@ -16,10 +16,14 @@ public struct ResolvedModel: Sendable, Equatable {
     public var fallbacks: [String]
     /// Providers sharing the load of this model; empty means `provider` alone.
     public var deployments: [Deployment] = []
+    /// Chat or embeddings; nil for a `provider/model` the client named, which either route may use.
+    public var kind: ModelKind?
 
     public init(
-        name: String, provider: ProviderConfig, upstream: String, price: Price?, fallbacks: [String], deployments: [Deployment] = []
+        name: String, provider: ProviderConfig, upstream: String, price: Price?, fallbacks: [String], deployments: [Deployment] = [],
+        kind: ModelKind? = .chat
     ) {
+        self.kind = kind
         self.name = name
         self.sharedProvider = Shared(provider)
         self.upstream = upstream
@@ -52,7 +56,10 @@ public struct ModelTable: Sendable {
         for entry in ModelCatalog.models {
             let sameType = config.providers.filter { $0.type == entry.providerType }
             guard let provider = sameType.first(where: \.isEnabled) ?? sameType.first else { continue }
-            add(ResolvedModel(name: entry.name, provider: provider, upstream: entry.upstream, price: entry.price, fallbacks: entry.fallbacks))
+            add(
+                ResolvedModel(
+                    name: entry.name, provider: provider, upstream: entry.upstream, price: entry.price, fallbacks: entry.fallbacks,
+                    kind: entry.kind))
         }
         for name in config.models.keys.sorted() {
             let model = config.models[name]!
@@ -62,7 +69,8 @@ public struct ModelTable: Sendable {
                 ResolvedModel(
                     name: name, provider: provider, upstream: model.upstream,
                     price: model.price ?? (catalog?.providerType == provider.type ? catalog?.price : nil),
-                    fallbacks: model.fallbacks ?? catalog?.fallbacks ?? [], deployments: model.deployments))
+                    fallbacks: model.fallbacks ?? catalog?.fallbacks ?? [], deployments: model.deployments,
+                    kind: model.kind ?? catalog?.kind ?? .chat))
         }
     }
 
@@ -81,7 +89,8 @@ public struct ModelTable: Sendable {
         let catalog = ModelCatalog.model(named: upstream)
         return ResolvedModel(
             name: name, provider: provider, upstream: upstream,
-            price: catalog?.providerType == provider.type ? catalog?.price : nil, fallbacks: [])
+            price: catalog?.providerType == provider.type ? catalog?.price : nil, fallbacks: [],
+            kind: catalog?.providerType == provider.type ? catalog?.kind : nil)
     }
 
     /// Whether `name` is a configured or catalog model's name (not a `provider/model` the client made up).

@@ -186,7 +186,7 @@ public final class PostgresRequestLogStore: RequestLogStore {
         "created_at", "request_id", "client_request_id", "key_name", "endpoint", "model", "served_model", "provider", "original_provider",
         "status_code", "error_message", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "cost_usd",
         "saved_cost_usd", "latency_ms", "ttfb_ms", "cache_hit", "failover_used", "attempts", "stream", "customer", "feature",
-        "metadata",
+        "kind", "cache_hit_kind", "cache_similarity", "cache_entry", "embedder_cost_usd", "embedder_latency_ms", "metadata",
     ]
 
     /// One `INSERT` for `records`: the SQL holds only `$n` placeholders, every value is bound.
@@ -227,6 +227,12 @@ public final class PostgresRequestLogStore: RequestLogStore {
             bindings.append(record.stream)
             bindings.append(storable(record.customer))
             bindings.append(storable(record.feature))
+            bindings.append(storable(record.kind))
+            bindings.append(storable(record.cacheHitKind))
+            bindings.append(record.cacheSimilarity)
+            bindings.append(storable(record.cacheEntry))
+            bindings.append(record.embedderCostUSD)
+            bindings.append(record.embedderLatencyMs)
             bindings.append(RequestRecord.metadataJSON(storable(record.metadata)))
         }
         let sql = "INSERT INTO gateway_logs (" + insertColumns.joined(separator: ", ") + ") VALUES "

@@ -539,20 +539,23 @@ extension RequestRecord {
             "request_id": .string(requestID), "created_at": .int(createdAtMicros), "endpoint": .string(endpoint),
             "status_code": .int(Int64(statusCode)), "latency_ms": .int(Int64(latencyMs)), "cache_hit": .bool(cacheHit),
             "failover_used": .bool(failoverUsed), "attempts": .int(Int64(attempts)), "stream": .bool(stream),
-            "metadata": .object(metadata.mapValues { .string($0) }),
+            "metadata": .object(metadata.mapValues { .string($0) }), "kind": .string(kind),
         ]
         let texts: [(String, String?)] = [
             ("client_request_id", clientRequestID), ("key_name", keyName), ("model", model), ("served_model", servedModel), ("provider", provider),
             ("original_provider", originalProvider), ("error_message", errorMessage), ("customer", customer), ("feature", feature),
+            ("cache_hit_kind", cacheHitKind), ("cache_entry", cacheEntry),
         ]
         for (key, value) in texts { if let value { object[key] = .string(value) } }
         let integers: [(String, Int?)] = [
             ("prompt_tokens", promptTokens), ("completion_tokens", completionTokens), ("total_tokens", totalTokens),
-            ("cached_tokens", cachedTokens), ("ttfb_ms", ttfbMs),
+            ("cached_tokens", cachedTokens), ("ttfb_ms", ttfbMs), ("embedder_latency_ms", embedderLatencyMs),
         ]
         for (key, value) in integers { if let value { object[key] = .int(Int64(value)) } }
         if let costUSD { object["cost_usd"] = .double(costUSD) }
         if let savedCostUSD { object["saved_cost_usd"] = .double(savedCostUSD) }
+        if let cacheSimilarity { object["cache_similarity"] = .double(cacheSimilarity) }
+        if let embedderCostUSD { object["embedder_cost_usd"] = .double(embedderCostUSD) }
         return .object(object)
     }
 
@@ -577,6 +580,10 @@ extension RequestRecord {
             failoverUsed: json["failover_used"]?.boolValue ?? false, attempts: json["attempts"]?.intValue ?? 0,
             stream: json["stream"]?.boolValue ?? false, customer: json["customer"]?.stringValue,
             feature: json["feature"]?.stringValue, metadata: metadata)
+        self = with(
+            kind: json["kind"]?.stringValue ?? "chat", cacheHitKind: json["cache_hit_kind"]?.stringValue,
+            cacheSimilarity: json["cache_similarity"]?.doubleValue, cacheEntry: json["cache_entry"]?.stringValue,
+            embedderCostUSD: json["embedder_cost_usd"]?.doubleValue, embedderLatencyMs: json["embedder_latency_ms"]?.intValue)
     }
 }
 

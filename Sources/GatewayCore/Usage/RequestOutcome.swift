@@ -35,6 +35,13 @@ final class RequestOutcome: Sendable {
         var metadata: [String: String] = [:]
         /// The stream's task writes the record.
         var deferred = false
+        /// `chat` or `embeddings`.
+        var kind = "chat"
+        var cacheHitKind: String?
+        var cacheSimilarity: Double?
+        var cacheEntry: String?
+        var embedderCostUSD: Double?
+        var embedderLatencyMs: Int?
     }
 
     let requestID: String
@@ -75,7 +82,10 @@ final class RequestOutcome: Sendable {
                 totalTokens: fields.usage?.totalTokens, cachedTokens: fields.usage?.cachedTokens, costUSD: fields.costUSD,
                 savedCostUSD: fields.savedCostUSD, latencyMs: latency, ttfbMs: fields.ttfbMs, cacheHit: fields.cacheHit,
                 failoverUsed: fields.failoverUsed, attempts: fields.attempts, stream: fields.stream, customer: fields.customer,
-                feature: fields.feature, metadata: fields.metadata))
+                feature: fields.feature, metadata: fields.metadata
+            ).with(
+                kind: fields.kind, cacheHitKind: fields.cacheHitKind, cacheSimilarity: fields.cacheSimilarity, cacheEntry: fields.cacheEntry,
+                embedderCostUSD: fields.embedderCostUSD, embedderLatencyMs: fields.embedderLatencyMs))
     }
 }
 
@@ -106,11 +116,16 @@ enum Attribution {
     /// The customer (`X-Customer-Id`, else OpenAI's `user`), feature (`X-Feature`) and metadata (the body's
     /// `metadata` object and `X-Metadata-*` headers) of a request, each bounded.
     static func read(headers: HTTPFields, request: ChatRequest) -> RequestAttribution {
+        read(headers: headers, body: request.body)
+    }
+
+    /// The same, from any OpenAI request body (`user`, `metadata`).
+    static func read(headers: HTTPFields, body: [String: JSON]) -> RequestAttribution {
         var attribution = RequestAttribution()
-        attribution.customer = bounded(headers[.customerID] ?? request.body["user"]?.stringValue)
+        attribution.customer = bounded(headers[.customerID] ?? body["user"]?.stringValue)
         attribution.feature = bounded(headers[.feature])
         var metadata: [String: String] = [:]
-        if let object = request.body["metadata"]?.objectValue {
+        if let object = body["metadata"]?.objectValue {
             for (name, value) in object.sorted(by: { $0.key < $1.key }) where metadata.count < maximumEntries {
                 if let text = bounded(value.stringValue ?? value.serialized()), let key = bounded(name) { metadata[key] = text }
             }

@@ -47,6 +47,18 @@ public struct RequestRecord: Sendable, Equatable {
     public var feature: String?
     /// `X-Metadata-<name>` headers and the OpenAI `metadata` object, as a JSON object.
     public var metadata: [String: String]
+    /// `chat` or `embeddings`.
+    public var kind: String = "chat"
+    /// Which cache tier answered (`exact`, `semantic`); nil when none did.
+    public var cacheHitKind: String?
+    /// A semantic hit's cosine similarity.
+    public var cacheSimilarity: Double?
+    /// The semantic cache entry a hit used (`ctl cache forget` takes it).
+    public var cacheEntry: String?
+    /// What the semantic cache's embedder call cost, in USD.
+    public var embedderCostUSD: Double?
+    /// How long the semantic cache's embedder call took.
+    public var embedderLatencyMs: Int?
 
     public init(
         requestID: String, clientRequestID: String? = nil, createdAtMicros: Int64, keyName: String? = nil, endpoint: String = "/v1/chat/completions",
@@ -104,6 +116,25 @@ public struct RequestRecord: Sendable, Equatable {
         attempts = Self.integerColumn(attempts)
         costUSD = costUSD.flatMap(Self.moneyColumn)
         savedCostUSD = savedCostUSD.flatMap(Self.moneyColumn)
+        embedderCostUSD = embedderCostUSD.flatMap(Self.moneyColumn)
+        embedderLatencyMs = embedderLatencyMs.map(Self.integerColumn)
+        if let similarity = cacheSimilarity, !similarity.isFinite { cacheSimilarity = nil }
+    }
+
+    /// The record with the fields added after the first schema: kind, cache tier and embedder.
+    public func with(
+        kind: String, cacheHitKind: String? = nil, cacheSimilarity: Double? = nil, cacheEntry: String? = nil, embedderCostUSD: Double? = nil,
+        embedderLatencyMs: Int? = nil
+    ) -> RequestRecord {
+        var record = self
+        record.kind = kind
+        record.cacheHitKind = cacheHitKind
+        record.cacheSimilarity = cacheSimilarity
+        record.cacheEntry = cacheEntry
+        record.embedderCostUSD = embedderCostUSD
+        record.embedderLatencyMs = embedderLatencyMs
+        record.fitColumns()
+        return record
     }
 
     static func integerColumn(_ value: Int) -> Int {

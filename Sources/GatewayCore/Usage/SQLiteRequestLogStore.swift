@@ -81,7 +81,7 @@ public final class SQLiteRequestLogStore: RequestLogStore {
         "created_at", "request_id", "client_request_id", "key_name", "endpoint", "model", "served_model", "provider", "original_provider",
         "status_code", "error_message", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "cost_usd",
         "saved_cost_usd", "latency_ms", "ttfb_ms", "cache_hit", "failover_used", "attempts", "stream", "customer", "feature",
-        "metadata",
+        "kind", "cache_hit_kind", "cache_similarity", "cache_entry", "embedder_cost_usd", "embedder_latency_ms", "metadata",
     ]
     /// Rows per statement. A batch is written as several short statements in one transaction, so the thread
     /// pool never holds a vCPU for long at a time: a 500-row statement took it for over 2 ms, during which the
@@ -142,7 +142,8 @@ public final class SQLiteRequestLogStore: RequestLogStore {
             integer(record.totalTokens), integer(record.cachedTokens), real(record.costUSD), real(record.savedCostUSD),
             integer(record.latencyMs), integer(record.ttfbMs), flag(record.cacheHit), flag(record.failoverUsed),
             integer(record.attempts), flag(record.stream), text(record.customer), text(record.feature),
-            .text(RequestRecord.metadataJSON(record.metadata)),
+            .text(record.kind), text(record.cacheHitKind), real(record.cacheSimilarity), text(record.cacheEntry),
+            real(record.embedderCostUSD), integer(record.embedderLatencyMs), .text(RequestRecord.metadataJSON(record.metadata)),
         ]
     }
 

@@ -72,6 +72,7 @@ final class FakeUpstream: Sendable {
             return response
         }
         let method = request.method.rawValue
+        if let answer = try await embeddingsAnswer(method: method, path: path, headers: headers, json: json) { return answer }
         let rejection: (status: Int, body: JSON)?
         switch kind {
         case .openai: rejection = FakeOpenAIRules.check(method: method, path: path, headers: headers, body: body, expectedKey: key)
@@ -145,6 +146,38 @@ final class FakeUpstream: Sendable {
         logger.logLevel = .critical
         return logger
     }()
+
+    /// The answer to an embeddings call (`FakeEmbeddings`), or nil when the request is not one.
+    private func embeddingsAnswer(method: String, path: String, headers: [String: String], json: JSON?) async throws -> Response? {
+        let model: String
+        switch kind {
+        case .openai:
+            guard path == "/v1/embeddings" else { return nil }
+            guard method == "POST" else { return Self.json(FakeOpenAIRules.error(405, "Method not allowed").body, status: 405) }
+            guard headers["authorization"] == "Bearer \(key)" else { return Self.json(FakeOpenAIRules.error(401, "Incorrect API key provided.").body, status: 401) }
+            guard let json else { return Self.json(FakeOpenAIRules.error(400, "We could not parse the JSON body of your request.").body, status: 400) }
+            if let rejection = FakeEmbeddings.openAIRejection(json) { return Self.json(rejection.body, status: rejection.status) }
+            model = json["model"]?.stringValue ?? ""
+        case .gemini:
+            guard let route = FakeEmbeddings.geminiRoute(path: path) else { return nil }
+            guard headers["x-goog-api-key"] == key else { return Self.json(FakeGeminiRules.error(400, "API key not valid. Please pass a valid API key.").body, status: 400) }
+            guard let json else { return Self.json(FakeGeminiRules.error(400, "Invalid JSON payload received.").body, status: 400) }
+            if let rejection = FakeEmbeddings.geminiRejection(json, model: route.model, batch: route.batch) {
+                return Self.json(rejection.body, status: rejection.status)
+            }
+            model = route.model
+        case .anthropic:
+            return nil
+        }
+        if model.hasPrefix("status-"), let status = Int(model.dropFirst(7)) {
+            return Self.json(FakeOpenAIRules.error(status, "Fake failure \(status)", type: "server_error").body, status: status)
+        }
+        if model == "slow-embed" { try await Task.sleep(for: .milliseconds(400)) }
+        switch kind {
+        case .gemini: return Self.json(FakeEmbeddings.geminiResponse(for: json!, batch: FakeEmbeddings.geminiRoute(path: path)!.batch))
+        default: return Self.json(FakeEmbeddings.openAIResponse(for: json!))
+        }
+    }
 
     static func json(_ value: JSON, status: Int = 200) -> Response {
         Response(
