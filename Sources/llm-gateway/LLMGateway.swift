@@ -131,7 +131,9 @@ struct Ctl: AsyncParsableCommand {
             config     the configuration in force, secrets redacted (JSON)
             providers  circuit state, in flight, requests, errors, latency per provider
             keys       limits and usage per key
-            cache      cache backend and statistics
+            cache      cache backend and statistics, exact and semantic (hit rates, recent entries)
+            cache forget ID
+                       remove a semantic cache entry that answered wrongly (the request log's cache_entry)
             flush      empty the response cache
             reload     re-read the configuration file (as SIGHUP does); exits 1 when it is refused
             metrics    Prometheus metrics (text)
@@ -146,7 +148,7 @@ struct Ctl: AsyncParsableCommand {
     }
 
     @Argument(help: "status | config | providers | keys | cache | flush | reload | metrics | notifications | budgets") var action: Action
-    @Argument(help: "For budgets: reset NAME.") var arguments: [String] = []
+    @Argument(help: "For budgets: reset NAME. For cache: forget ID.") var arguments: [String] = []
     @Option(help: "With budgets reset: the bucket to reset, one DIMENSION=VALUE per dimension of the budget's per.") var bucket: [String] = []
     @Option(help: "The admin socket (default: admin.socket of --config's file, else /run/llm-gateway/admin.sock).") var socket: String?
     @Option(help: "Configuration file to read admin.socket from.") var config: String?
@@ -159,7 +161,7 @@ struct Ctl: AsyncParsableCommand {
         case .config: (.get, "/config")
         case .providers: (.get, "/providers")
         case .keys: (.get, "/keys")
-        case .cache: (.get, "/cache")
+        case .cache: try cacheCall()
         case .flush: (.post, "/cache/flush")
         case .reload: (.post, "/reload")
         case .metrics: (.get, "/metrics")
@@ -188,7 +190,7 @@ struct Ctl: AsyncParsableCommand {
             case .status: print(AdminReport.status(body), terminator: "")
             case .providers: print(AdminReport.providers(body), terminator: "")
             case .keys: print(AdminReport.keys(body), terminator: "")
-            case .cache, .flush: print(AdminReport.cache(body), terminator: "")
+            case .cache, .flush: if answer.status < 400 { print(AdminReport.cache(body), terminator: "") }
             case .reload: print(AdminReport.reload(body), terminator: "")
             case .budgets:
                 if arguments.isEmpty {
@@ -204,6 +206,16 @@ struct Ctl: AsyncParsableCommand {
             if let message = body["error"]?["message"]?.stringValue { printError("error: \(message)") }
             throw ExitCode(1)
         }
+    }
+
+    /// `GET /cache`, or `POST /cache/semantic/forget?id=…` for `cache forget ID`.
+    func cacheCall() throws -> (AdminClient.Method, String) {
+        if arguments.isEmpty { return (.get, "/cache") }
+        guard arguments.count == 2, arguments[0] == "forget", arguments[1].count == 16, UInt64(arguments[1], radix: 16) != nil else {
+            printError("usage: llm-gateway ctl cache [forget ID]   (ID: 16 hex digits, the request log's cache_entry)")
+            throw ExitCode(2)
+        }
+        return (.post, "/cache/semantic/forget?id=" + arguments[1])
     }
 
     /// `GET /budgets`, or `POST /budgets/reset?budget=…&bucket=…` for `budgets reset NAME`.

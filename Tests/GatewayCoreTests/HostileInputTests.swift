@@ -116,13 +116,13 @@ extension HostileInputTests {
         config.cache.backend = .memory
         let cache = AnswerCache(stores: try Stores(config: config, logger: .init(label: "t")))
         let plain = try ChatRequest(parsing: Array(#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#.utf8)[...])
-        #expect(cache.query(for: plain, key: KeyConfig(name: "k", sha256: ""), config: config, cacheControl: nil).policy.isActive)
+        #expect(cache.query(for: plain, key: KeyConfig(name: "k", sha256: ""), snapshot: ConfigSnapshot(config: config), cacheControl: nil).policy.isActive)
         for body in [
             #"{"model":"m","modalities":["text","audio"],"audio":{"voice":"alloy","format":"wav"},"messages":[{"role":"user","content":"hi"}]}"#,
             #"{"model":"m","audio":{"voice":"alloy","format":"wav"},"messages":[{"role":"user","content":"hi"}]}"#,
         ] {
             let request = try ChatRequest(parsing: Array(body.utf8)[...])
-            let query = cache.query(for: request, key: KeyConfig(name: "k", sha256: ""), config: config, cacheControl: nil)
+            let query = cache.query(for: request, key: KeyConfig(name: "k", sha256: ""), snapshot: ConfigSnapshot(config: config), cacheControl: nil)
             #expect(!query.policy.isActive)
         }
     }

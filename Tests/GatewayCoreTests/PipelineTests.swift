@@ -29,9 +29,9 @@ struct PipelineTests {
             hitLabel = label
             held.withLockedValue { $0 = answer }
         }
-        func lookup(_ query: AnswerCache.Query) async -> CachedAnswer? {
+        func lookup(_ query: AnswerCache.Query) async -> AnswerCache.Hit? {
             lookups.withLockedValue { $0 += 1 }
-            return held.withLockedValue { $0 }
+            return held.withLockedValue { $0 }.map { AnswerCache.Hit(answer: $0, label: hitLabel) }
         }
         func store(_ answer: CachedAnswer, for query: AnswerCache.Query) async {
             held.withLockedValue { $0 = answer }

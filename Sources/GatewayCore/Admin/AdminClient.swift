@@ -106,10 +106,26 @@ public enum AdminReport {
 
     /// `GET /cache` and `POST /cache/flush`.
     public static func cache(_ json: JSON) -> String {
-        let order = ["backend", "flushed", "entries", "bytes", "max_entries", "max_bytes", "ttl", "scope", "hits", "misses", "evictions", "expirations", "prefix", "available", "errors"]
+        let order = [
+            "backend", "flushed", "semantic_flushed", "forgot", "entries", "bytes", "max_entries", "max_bytes", "ttl", "scope", "hits", "misses",
+            "hit_rate", "evictions", "expirations", "prefix", "available", "errors",
+        ]
         let object = json.objectValue ?? [:]
         let rows = order.compactMap { name in object[name].map { [name, text($0)] } }
-        return TextTable.render(header: ["CACHE", ""], rows: rows, leftAligned: [0, 1])
+        var report = TextTable.render(header: ["CACHE", "exact"], rows: rows, leftAligned: [0, 1])
+        if let semantic = object["semantic"]?.objectValue {
+            let order = [
+                "embedder", "threshold", "entries", "max_entries", "partitions", "hits", "misses", "hit_rate", "evictions", "expirations",
+                "embedder_failures", "index_bytes_per_entry", "shared",
+            ]
+            report += "\n" + TextTable.render(header: ["CACHE", "semantic"], rows: order.compactMap { name in semantic[name].map { [name, text($0)] } }, leftAligned: [0, 1])
+            let entries = semantic["recent"]?.arrayValue ?? []
+            if !entries.isEmpty {
+                let rows = entries.map { [text($0["id"]), text($0["provider"]), text($0["model"]), text($0["expires_at"])] }
+                report += "\n" + TextTable.render(header: ["ENTRY", "PROVIDER", "MODEL", "EXPIRES"], rows: rows, leftAligned: [0, 1, 2, 3])
+            }
+        }
+        return report
     }
 
     /// `POST /reload`.

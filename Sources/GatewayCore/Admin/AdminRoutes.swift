@@ -20,6 +20,7 @@ struct AdminRoutes: Sendable {
         router.get("keys") { _, _ in Response.json(keys()) }
         router.get("cache") { _, _ in Response.json(cache()) }
         router.post("cache/flush") { _, _ in await flush() }
+        addSemanticCache(to: router)
         router.post("reload") { _, _ in await reload() }
         router.get("metrics") { _, _ in Response.metrics(gateway.metrics.exposition(for: gateway)) }
         addBudgets(to: router)
@@ -144,7 +145,10 @@ struct AdminRoutes: Sendable {
             answer["misses"] = .int(Int64(stats.misses))
             answer["evictions"] = .int(Int64(stats.evictions))
             answer["expirations"] = .int(Int64(stats.expirations))
+            let lookups = stats.hits + stats.misses
+            answer["hit_rate"] = lookups == 0 ? .null : .double(Double(stats.hits) / Double(lookups))
         }
+        if let semantic = semanticCacheJSON() { answer["semantic"] = semantic }
         if let redis = gateway.stores.cache as? RedisCache {
             answer["prefix"] = .string(gateway.store.snapshot.config.redis.prefix)
             answer["available"] = .bool(!redis.outage.isDown)
@@ -157,13 +161,17 @@ struct AdminRoutes: Sendable {
         guard let cache = gateway.stores.cache else {
             return .json(["flushed": 0, "backend": "off"])
         }
+        let semantic = gateway.stores.semantic.removeAll()
         guard let flushed = await cache.flush() else {
             return .json(
                 ["error": ["message": "The cache backend could not be flushed (is Redis reachable?).", "type": "server_error", "code": "cache_flush_failed"]],
                 status: 503)
         }
         gateway.logger.notice("cache flushed from the admin socket", metadata: ["entries": "\(flushed)"])
-        return .json(["flushed": .int(Int64(flushed)), "backend": .string(gateway.stores.memoryCache != nil ? "memory" : "redis")])
+        return .json([
+            "flushed": .int(Int64(flushed)), "semantic_flushed": .int(Int64(semantic)),
+            "backend": .string(gateway.stores.memoryCache != nil ? "memory" : "redis"),
+        ])
     }
 
     func reload() async -> Response {

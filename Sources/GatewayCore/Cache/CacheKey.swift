@@ -41,8 +41,16 @@ public enum CacheKey {
         var text = #"{"namespace":"#
         JSON.writeString(namespace, to: &text)
         text += #","request":{"#
+        writeFields(of: body, to: &text)
+        text += "}}"
+        return KeyHash.sha256Hex(text)
+    }
+
+    /// Appends `"name":value` for every field of `body` that can change the answer (not null, not in
+    /// `excludedFields` nor `alsoExcluding`), by sorted name, each value canonical.
+    static func writeFields(of body: [String: JSON], alsoExcluding other: Set<String> = [], to text: inout String) {
         var first = true
-        for name in body.keys.sorted() where !excludedFields.contains(name) {
+        for name in body.keys.sorted() where !excludedFields.contains(name) && !other.contains(name) {
             let value = body[name]!
             if value.isNull { continue }
             if !first { text += "," }
@@ -51,8 +59,6 @@ public enum CacheKey {
             text += ":"
             writeCanonical(value, to: &text)
         }
-        text += "}}"
-        return KeyHash.sha256Hex(text)
     }
 
     /// Whether answers to `request` may be stored and served from the cache.

@@ -43,7 +43,7 @@ public final class MemoryCache: ResponseCacheBackend {
     }
 
     private let now: @Sendable () -> ContinuousClock.Instant
-    private let storage: NIOLockedValueBox<LRUStorage>
+    private let storage: NIOLockedValueBox<LRUStorage<String, CachedAnswer>>
     private let bounds: NIOLockedValueBox<Bounds>
 
     /// Most entries kept.
@@ -67,7 +67,7 @@ public final class MemoryCache: ResponseCacheBackend {
         let bounds = Bounds(maxEntries: max(0, maxEntries), maxBytes: max(0, maxBytes))
         self.bounds.withLockedValue { $0 = bounds }
         let instant = now()
-        storage.withLockedValue { $0.evict(maxEntries: bounds.maxEntries, maxBytes: bounds.maxBytes, now: instant) }
+        storage.withLockedValue { _ = $0.evict(maxEntries: bounds.maxEntries, maxBytes: bounds.maxBytes, now: instant) }
     }
 
     /// A cache bounded by `cache.max_entries` and `cache.max_bytes`.
@@ -111,11 +111,11 @@ public final class MemoryCache: ResponseCacheBackend {
         let storable = ttl > .zero && bytes <= bounds.maxBytes && bounds.maxEntries > 0
         storage.withLockedValue { storage in
             guard storable else {
-                storage.remove(key)
+                _ = storage.remove(key)
                 return
             }
             storage.set(key, answer, bytes: bytes, expires: expires)
-            storage.evict(maxEntries: bounds.maxEntries, maxBytes: bounds.maxBytes, now: instant)
+            _ = storage.evict(maxEntries: bounds.maxEntries, maxBytes: bounds.maxBytes, now: instant)
         }
     }
 
@@ -123,127 +123,5 @@ public final class MemoryCache: ResponseCacheBackend {
     @discardableResult
     public func removeAll() -> Int {
         storage.withLockedValue { $0.removeAll() }
-    }
-}
-
-// MARK: - Storage
-
-/// The entries and their recency list; not thread-safe on its own.
-private struct LRUStorage {
-    struct Slot {
-        var key: String
-        var answer: CachedAnswer
-        var bytes: Int
-        var expires: ContinuousClock.Instant
-        /// Neighbour towards the most recently used end, or `none`.
-        var newer: Int
-        /// Neighbour towards the least recently used end, or `none`.
-        var older: Int
-    }
-
-    static let none = -1
-
-    var slots: [Slot?] = []
-    var freeSlots: [Int] = []
-    var index: [String: Int] = [:]
-    /// Most recently used.
-    var head = none
-    /// Least recently used.
-    var tail = none
-    var stats = CacheStats()
-
-    mutating func get(_ key: String, now: ContinuousClock.Instant) -> CachedAnswer? {
-        guard let position = index[key], let slot = slots[position] else {
-            stats.misses += 1
-            return nil
-        }
-        if slot.expires <= now {
-            release(position)
-            stats.expirations += 1
-            stats.misses += 1
-            return nil
-        }
-        unlink(position)
-        pushFront(position)
-        stats.hits += 1
-        return slot.answer
-    }
-
-    mutating func set(_ key: String, _ answer: CachedAnswer, bytes: Int, expires: ContinuousClock.Instant) {
-        if let position = index[key] {
-            stats.bytes += bytes - slots[position]!.bytes
-            slots[position]!.answer = answer
-            slots[position]!.bytes = bytes
-            slots[position]!.expires = expires
-            unlink(position)
-            pushFront(position)
-            return
-        }
-        let slot = Slot(key: key, answer: answer, bytes: bytes, expires: expires, newer: Self.none, older: Self.none)
-        let position: Int
-        if let free = freeSlots.popLast() {
-            slots[free] = slot
-            position = free
-        } else {
-            slots.append(slot)
-            position = slots.count - 1
-        }
-        index[key] = position
-        stats.entries += 1
-        stats.bytes += bytes
-        pushFront(position)
-    }
-
-    /// Drops tail entries until both bounds hold; expired ones count as expirations, live ones as evictions.
-    mutating func evict(maxEntries: Int, maxBytes: Int, now: ContinuousClock.Instant) {
-        while tail != Self.none, stats.entries > maxEntries || stats.bytes > maxBytes {
-            let expired = slots[tail]!.expires <= now
-            release(tail)
-            if expired { stats.expirations += 1 } else { stats.evictions += 1 }
-        }
-    }
-
-    mutating func remove(_ key: String) {
-        if let position = index[key] { release(position) }
-    }
-
-    mutating func removeAll() -> Int {
-        let count = stats.entries
-        slots = []
-        freeSlots = []
-        index = [:]
-        head = Self.none
-        tail = Self.none
-        stats.entries = 0
-        stats.bytes = 0
-        return count
-    }
-
-    /// Unlinks the slot at `position`, frees it and forgets its key.
-    private mutating func release(_ position: Int) {
-        unlink(position)
-        let slot = slots[position]!
-        index[slot.key] = nil
-        slots[position] = nil
-        freeSlots.append(position)
-        stats.entries -= 1
-        stats.bytes -= slot.bytes
-    }
-
-    private mutating func unlink(_ position: Int) {
-        let newer = slots[position]!.newer
-        let older = slots[position]!.older
-        if newer != Self.none { slots[newer]!.older = older } else { head = older }
-        if older != Self.none { slots[older]!.newer = newer } else { tail = newer }
-        slots[position]!.newer = Self.none
-        slots[position]!.older = Self.none
-    }
-
-    private mutating func pushFront(_ position: Int) {
-        slots[position]!.older = head
-        slots[position]!.newer = Self.none
-        if head != Self.none { slots[head]!.newer = position }
-        head = position
-        if tail == Self.none { tail = position }
     }
 }

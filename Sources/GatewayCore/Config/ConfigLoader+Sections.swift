@@ -100,8 +100,9 @@ extension ConfigLoader {
 
     static func readCache(_ top: Section, _ reader: ConfigReader) -> CacheSettings {
         var settings = CacheSettings()
-        let known = ["backend", "ttl", "max_entries", "max_bytes", "scope"]
+        let known = ["backend", "ttl", "max_entries", "max_bytes", "scope", "semantic"]
         guard let section = reader.section(top["cache"], path: "cache", known: known) else { return settings }
+        settings.semantic = readSemanticCache(section["semantic"], path: section.path("semantic"), reader)
         if let node = section["backend"], let value = reader.choice(node, path: section.path("backend"), of: [CacheSettings.Backend.memory, .redis, .off]) {
             settings.backend = value
         }

@@ -103,6 +103,7 @@ public enum ConfigLoader {
         config.notifications = readNotifications(top, requestLog: config.requestLog, reader)
         config.keys = readKeys(top, channels: config.notifications.channelNames, reader)
         config.cache = readCache(top, reader)
+        checkSemanticEmbedder(top, config: config, reader)
         config.rateLimits = readRateLimits(top, reader)
         config.redis = readRedis(top, reader)
         config.postgres = readPostgres(top, reader)

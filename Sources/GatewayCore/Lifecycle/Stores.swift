@@ -19,6 +19,14 @@ public final class Stores: Sendable {
     let flights = SingleFlight<SharedAnswer>()
     /// Budget counters: in Redis when the file has a `redis:` section, else in memory.
     public let budgets: BudgetBook
+    /// The semantic cache's entries in this process (empty unless `cache.semantic` is set).
+    let semantic = SemanticStore()
+    /// Embedder outages of the semantic cache (logged at most once a minute).
+    let semanticOutage = OutageLog(name: "semantic cache embedder")
+    /// With `cache.backend: redis`, where semantic entries are shared with the other gateways.
+    let semanticSharing: (any SemanticSharing)?
+    /// The daemon's logger, for the stores' own lines.
+    let logger: Logger
 
     /// Builds the backends `config` asks for.
     /// - Throws: `RedisError` when `redis.url` cannot be used.
@@ -39,6 +47,8 @@ public final class Stores: Sendable {
             redis = nil
         }
         self.redis = redis
+        self.logger = logger
+        self.semanticSharing = nil
         switch config.cache.backend {
         case .off:
             cache = nil

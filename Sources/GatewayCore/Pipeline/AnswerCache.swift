@@ -1,12 +1,12 @@
 import HTTPTypes
 import NIOCore
 
-/// One tier of the answer cache: the exact tier today, a semantic tier next.
+/// One tier of the answer cache: the exact tier, then the semantic tier (`SemanticCacheTier`).
 protocol AnswerCacheTier: Sendable {
     /// `X-Cache-Hit` on this tier's hits, e.g. `exact`.
     var hitLabel: String { get }
     /// The answer this tier holds for `query`, if any.
-    func lookup(_ query: AnswerCache.Query) async -> CachedAnswer?
+    func lookup(_ query: AnswerCache.Query) async -> AnswerCache.Hit?
     /// Keeps a fresh, complete answer for `query`.
     func store(_ answer: CachedAnswer, for query: AnswerCache.Query) async
 }
@@ -17,8 +17,8 @@ struct ExactCacheTier: AnswerCacheTier {
 
     var hitLabel: String { "exact" }
 
-    func lookup(_ query: AnswerCache.Query) async -> CachedAnswer? {
-        await backend.get(query.exactKey)
+    func lookup(_ query: AnswerCache.Query) async -> AnswerCache.Hit? {
+        await backend.get(query.exactKey).map { AnswerCache.Hit(answer: $0, label: hitLabel) }
     }
 
     func store(_ answer: CachedAnswer, for query: AnswerCache.Query) async {
@@ -35,9 +35,21 @@ struct AnswerCache: Sendable {
     /// Identical concurrent misses share one upstream call.
     let flights: SingleFlight<SharedAnswer>
 
-    /// The tiers the configured backend gives (the exact tier, unless `cache.backend` is `off`).
-    init(stores: Stores) {
-        self.init(tiers: stores.cache.map { [ExactCacheTier(backend: $0)] } ?? [], flights: stores.flights)
+    /// The tiers the configured backend gives: the exact tier and the semantic tier (which answers only queries
+    /// with a `SemanticProbe`, i.e. when `cache.semantic` applies), unless `cache.backend` is `off`.
+    /// - Parameter chain: the upstream chain the semantic tier's embedder calls go down (no semantic tier without).
+    init(stores: Stores, chain: UpstreamChain? = nil) {
+        guard let backend = stores.cache else {
+            self.init(tiers: [], flights: stores.flights)
+            return
+        }
+        guard let chain else {
+            self.init(tiers: [ExactCacheTier(backend: backend)], flights: stores.flights)
+            return
+        }
+        let semantic = SemanticCacheTier(
+            store: stores.semantic, chain: chain, outage: stores.semanticOutage, logger: stores.logger, sharing: stores.semanticSharing)
+        self.init(tiers: [ExactCacheTier(backend: backend), semantic], flights: stores.flights)
     }
 
     init(tiers: [any AnswerCacheTier], flights: SingleFlight<SharedAnswer>) {
@@ -53,20 +65,35 @@ struct AnswerCache: Sendable {
         var policy: CachePolicy
         /// The exact tier's key (also the single flight's); empty when the cache takes no part.
         var exactKey: String
+        /// The semantic tier's part; nil when `cache.semantic` does not apply.
+        var semantic: SemanticProbe? = nil
     }
 
     /// A lookup's answer, with the tier that had it.
     struct Hit: Sendable {
         var answer: CachedAnswer
         var label: String
+        /// A semantic hit's cosine similarity.
+        var similarity: Double? = nil
+        /// A semantic hit's entry (`SemanticEntry.describe`).
+        var entry: String? = nil
     }
 
-    /// The query for `request` under `key`'s settings and the client's `Cache-Control`.
-    func query(for request: ChatRequest, key: KeyConfig, config: GatewayConfig, cacheControl: String?) -> Query {
+    /// The query for `request` on `route` under `key`'s settings, the snapshot's `cache.semantic` and the client's
+    /// `Cache-Control`.
+    func query(for request: ChatRequest, route: String = "/v1/chat/completions", key: KeyConfig, snapshot: ConfigSnapshot, cacheControl: String?) -> Query {
+        let config = snapshot.config
         let policy = CachePolicy(
             config: config, key: key, cacheControl: cacheControl, backendAvailable: !tiers.isEmpty,
             cacheable: tiers.isEmpty || CacheKey.isCacheable(request))
-        return Query(request: request, policy: policy, exactKey: policy.isActive ? CacheKey.make(for: request, namespace: policy.namespace) : "")
+        guard policy.isActive else { return Query(request: request, policy: policy, exactKey: "") }
+        var query = Query(request: request, policy: policy, exactKey: CacheKey.make(for: request, namespace: policy.namespace))
+        if let semantic = config.cache.semantic, policy.lookup {
+            let namespace = (semantic.scope ?? config.cache.scope) == .global ? "global" : "key:" + key.name
+            query.semantic = SemanticProbe.make(
+                for: request, route: route, settings: semantic, namespace: namespace, ttl: policy.ttl, table: snapshot.models)
+        }
+        return query
     }
 
     /// The query for an embeddings request: the exact tier only, under a namespace of its own.
@@ -80,7 +107,7 @@ struct AnswerCache: Sendable {
     func lookup(_ query: Query) async -> Hit? {
         guard query.policy.lookup else { return nil }
         for tier in tiers {
-            if let answer = await tier.lookup(query) { return Hit(answer: answer, label: tier.hitLabel) }
+            if let hit = await tier.lookup(query) { return hit }
         }
         return nil
     }

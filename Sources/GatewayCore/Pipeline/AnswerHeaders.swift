@@ -4,6 +4,8 @@ extension HTTPField.Name {
     static let failover = HTTPField.Name("X-Failover")!
     static let originalProvider = HTTPField.Name("X-Original-Provider")!
     static let attempts = HTTPField.Name("X-Attempts")!
+    static let cacheSimilarity = HTTPField.Name("X-Cache-Similarity")!
+    static let cacheEntry = HTTPField.Name("X-Cache-Entry")!
 }
 
 /// The gateway's headers on an answer, whatever the client's dialect.
@@ -38,11 +40,21 @@ enum AnswerHeaders {
     static func cacheHit(_ hit: AnswerCache.Hit) -> HTTPFields {
         var headers: HTTPFields = [:]
         headers[.cacheHit] = hit.label
+        if let similarity = hit.similarity { headers[.cacheSimilarity] = formatSimilarity(similarity) }
+        if let entry = hit.entry { headers[.cacheEntry] = entry }
         headers[.provider] = hit.answer.provider
         headers[.servedModel] = hit.answer.upstreamModel
         headers[.attempts] = "0"
         headers[.cost] = CostFormat.usd(0)
         return headers
+    }
+
+    /// A similarity with 4 decimals, never above 1 (float rounding can reach 1.0000001).
+    static func formatSimilarity(_ similarity: Double) -> String {
+        let tenThousandths = Int((min(max(similarity, -1), 1) * 10_000).rounded())
+        let magnitude = abs(tenThousandths)
+        let fraction = String(magnitude % 10_000)
+        return (tenThousandths < 0 ? "-" : "") + "\(magnitude / 10_000)." + String(repeating: "0", count: 4 - fraction.count) + fraction
     }
 
     /// A stream's head: server-sent events, never cached by intermediaries.

@@ -29,7 +29,7 @@ public struct ChatPipeline<Dialect: ClientDialect>: Sendable {
     public init(dialect: Dialect, chain: UpstreamChain, stores: Stores, sink: (any RequestRecordSink)? = nil, metrics: GatewayMetrics? = nil) {
         self.dialect = dialect
         self.admission = [RateLimitAdmission(stores: stores), BudgetAdmission(book: stores.budgets)]
-        self.cache = AnswerCache(stores: stores)
+        self.cache = AnswerCache(stores: stores, chain: chain)
         self.chain = chain
         self.sink = sink
         self.metrics = metrics
@@ -54,7 +54,8 @@ public struct ChatPipeline<Dialect: ClientDialect>: Sendable {
             let candidate = AdmissionCandidate(
                 requestedModel: chat.model, expected: ExpectedUsage(chat: chat), key: key, snapshot: snapshot, model: model, attribution: attribution, logger: context.logger)
             var headers = try await admission.admit(candidate, into: ledger)
-            let query = cache.query(for: chat, key: key, config: snapshot.config, cacheControl: request.headers[.cacheControl])
+            let query = cache.query(for: chat, route: request.uri.path, key: key, snapshot: snapshot, cacheControl: request.headers[.cacheControl])
+            ledger.storeAnswers(for: query)
             if let hit = await cache.lookup(query) {
                 await ledger.settle(.cacheHit(hit))
                 metrics?.cacheLookup("hit")
@@ -62,7 +63,6 @@ public struct ChatPipeline<Dialect: ClientDialect>: Sendable {
             }
             headers[.cacheHit] = query.policy.isActive ? "miss" : "bypass"
             metrics?.cacheLookup(query.policy.isActive ? "miss" : "bypass")
-            ledger.storeAnswers(for: query)
             if chat.stream {
                 let stream = StreamedAnswer(
                     dialect: dialect, chain: chain, request: chat, model: model, table: snapshot.models, ledger: ledger, sink: sink)

@@ -21,7 +21,7 @@ public struct EmbeddingsPipeline: Sendable {
     ///   - stores: the cache, rate-limit and budget backends.
     public init(chain: UpstreamChain, stores: Stores, metrics: GatewayMetrics? = nil) {
         self.admission = [RateLimitAdmission(stores: stores), BudgetAdmission(book: stores.budgets)]
-        self.cache = AnswerCache(stores: stores)
+        self.cache = AnswerCache(stores: stores, chain: chain)
         self.chain = chain
         self.metrics = metrics
     }

@@ -69,8 +69,8 @@ final class RequestLedger: Sendable {
             return (state.tickets, state.cacheQuery)
         }
         guard let (tickets, query) = taken else { return }
-        let usage: Usage?
-        let cost: Double?
+        var usage: Usage?
+        var cost: Double?
         var provider: String?
         switch exit {
         case .cacheHit(let hit):
@@ -79,6 +79,8 @@ final class RequestLedger: Sendable {
             outcome?.update { fields in
                 fields.cacheHit = true
                 fields.cacheHitKind = hit.label
+                fields.cacheSimilarity = hit.similarity
+                fields.cacheEntry = hit.entry
                 fields.provider = hit.answer.provider
                 fields.servedModel = hit.answer.upstreamModel
                 fields.usage = hit.answer.usage
@@ -108,6 +110,19 @@ final class RequestLedger: Sendable {
             }
         case .failed:
             (usage, cost) = (nil, nil)
+        }
+        // The semantic cache's embedder call spent too, whatever the exit: recorded apart, and charged to the budgets
+        // (which is what their rebuild from the request log counts: cost_usd + embedder_cost_usd).
+        if let probe = query?.semantic {
+            let call = probe.embedderCall
+            outcome?.update { fields in
+                fields.embedderCostUSD = call.costUSD
+                fields.embedderLatencyMs = call.latencyMs
+            }
+            if let spent = call.costUSD, spent > 0 {
+                cost = (cost ?? 0) + spent
+                if usage == nil { usage = Usage() }
+            }
         }
         for ticket in tickets { await ticket.settle(usage: usage, costUSD: cost, servedBy: provider, logger: logger) }
     }

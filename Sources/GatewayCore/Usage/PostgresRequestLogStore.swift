@@ -136,9 +136,9 @@ public final class PostgresRequestLogStore: RequestLogStore {
     public func spend(sinceMicros: Int64) async throws -> [SpendRow] {
         let query: PostgresQuery = """
             SELECT (MIN(EXTRACT(EPOCH FROM created_at)) * 1000000)::bigint, key_name, customer, feature, model, provider,
-                metadata::text, SUM(cost_usd)::float8
+                metadata::text, SUM(COALESCE(cost_usd, 0) + COALESCE(embedder_cost_usd, 0))::float8
             FROM gateway_logs
-            WHERE created_at >= TIMESTAMPTZ 'epoch' + \(sinceMicros) * INTERVAL '1 microsecond' AND cost_usd > 0
+            WHERE created_at >= TIMESTAMPTZ 'epoch' + \(sinceMicros) * INTERVAL '1 microsecond' AND (cost_usd > 0 OR embedder_cost_usd > 0)
             GROUP BY floor(EXTRACT(EPOCH FROM created_at) / 900), key_name, customer, feature, model, provider, metadata::text
             """
         return try await bounded("spend", timeout: operationTimeout) { [client, logger] in

@@ -194,8 +194,9 @@ public final class SQLiteRequestLogStore: RequestLogStore {
     public func spend(sinceMicros: Int64) async throws -> [SpendRow] {
         try await connection.query(
             """
-            SELECT MIN(created_at) AS created, key_name, customer, feature, model, provider, metadata, SUM(cost_usd) AS cost
-            FROM gateway_logs WHERE created_at >= ? AND cost_usd > 0
+            SELECT MIN(created_at) AS created, key_name, customer, feature, model, provider, metadata,
+                   SUM(COALESCE(cost_usd, 0) + COALESCE(embedder_cost_usd, 0)) AS cost
+            FROM gateway_logs WHERE created_at >= ? AND (cost_usd > 0 OR embedder_cost_usd > 0)
             GROUP BY created_at / 900000000, key_name, customer, feature, model, provider, metadata
             """, [.integer(SQLiteInt64(sinceMicros))]
         ).map { row in

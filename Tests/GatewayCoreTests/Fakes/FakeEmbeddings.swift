@@ -7,7 +7,7 @@ import Foundation
 ///
 /// A text's vector is a bag of words (`vector(for:)`): each lower-cased word adds 1 to the dimension its FNV-1a
 /// hash picks, then the vector is normalised. Tests compute the similarity of two texts with the same function,
-/// so thresholds and expected hits are exact. Model `slow-embed` answers after 400 ms; `status-NNN` fails with NNN.
+/// so thresholds and expected hits are exact. Model `slow-embed` answers after 5 s; `status-NNN` fails with NNN.
 enum FakeEmbeddings {
     static let defaultDimensions = 64
 

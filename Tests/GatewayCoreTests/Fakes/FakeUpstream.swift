@@ -172,7 +172,7 @@ final class FakeUpstream: Sendable {
         if model.hasPrefix("status-"), let status = Int(model.dropFirst(7)) {
             return Self.json(FakeOpenAIRules.error(status, "Fake failure \(status)", type: "server_error").body, status: status)
         }
-        if model == "slow-embed" { try await Task.sleep(for: .milliseconds(400)) }
+        if model == "slow-embed" { try await Task.sleep(for: .seconds(5)) }
         switch kind {
         case .gemini: return Self.json(FakeEmbeddings.geminiResponse(for: json!, batch: FakeEmbeddings.geminiRoute(path: path)!.batch))
         default: return Self.json(FakeEmbeddings.openAIResponse(for: json!))

@@ -21,6 +21,8 @@ struct GatewayHarness: Sendable {
     let config: GatewayConfig
     /// The request-log rows the gateway wrote.
     let records: RecordCollector
+    /// The gateway itself, when it runs in this process (its snapshot store, stores and admin routes).
+    var daemon: Gateway? = nil
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
@@ -77,8 +79,11 @@ struct GatewayHarness: Sendable {
             var config = defaultConfig(ports: ports, fakes: fakes)
             configure(&config)
             do {
-                try await runGateway(config: config, plainHTTP: plainHTTP, budgetEvents: budgetEvents, budgetClock: budgetClock) { port, records in
-                    try await body(GatewayHarness(port: port, openai: fakes[0], anthropic: fakes[1], gemini: fakes[2], fakePorts: ports, config: config, records: records))
+                try await runGateway(config: config, plainHTTP: plainHTTP, budgetEvents: budgetEvents, budgetClock: budgetClock) { port, records, daemon in
+                    try await body(
+                        GatewayHarness(
+                            port: port, openai: fakes[0], anthropic: fakes[1], gemini: fakes[2], fakePorts: ports, config: config, records: records,
+                            daemon: daemon))
                 }
             } catch {
                 group.cancelAll()
@@ -90,8 +95,11 @@ struct GatewayHarness: Sendable {
 
     /// Runs another gateway with `config` (e.g. a second instance sharing Redis) while `body` runs.
     func withAnotherGateway(config: GatewayConfig, _ body: @Sendable (GatewayHarness) async throws -> Void) async throws {
-        try await Self.runGateway(config: config) { port, records in
-            try await body(GatewayHarness(port: port, openai: openai, anthropic: anthropic, gemini: gemini, fakePorts: fakePorts, config: config, records: records))
+        try await Self.runGateway(config: config) { port, records, daemon in
+            try await body(
+                GatewayHarness(
+                    port: port, openai: openai, anthropic: anthropic, gemini: gemini, fakePorts: fakePorts, config: config, records: records,
+                    daemon: daemon))
         }
     }
 
@@ -99,7 +107,7 @@ struct GatewayHarness: Sendable {
     private static func runGateway(
         config: GatewayConfig, plainHTTP: UpstreamClients.PlainHTTPClient = .connectionPool,
         budgetEvents: @escaping BudgetAlerts.Publisher = { _ in }, budgetClock: @escaping @Sendable () -> Int64 = BudgetBook.systemClock,
-        _ body: (Int, RecordCollector) async throws -> Void
+        _ body: (Int, RecordCollector, Gateway) async throws -> Void
     ) async throws {
         var logger = Logger(label: "gateway-test")
         logger.logLevel = .critical
@@ -117,7 +125,7 @@ struct GatewayHarness: Sendable {
             var iterator = stream.makeAsyncIterator()
             let port = await iterator.next()!
             do {
-                try await body(port, records)
+                try await body(port, records, gateway)
             } catch {
                 group.cancelAll()
                 throw error
