@@ -80,6 +80,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // The semantic cache's vector index measured alone (`swift run -c release semantic-index-bench`, docs/performance.md).
+        .executableTarget(name: "semantic-index-bench", dependencies: ["GatewayCore"], path: "bench/semantic-index"),
         .testTarget(
             name: "GatewayCoreTests",
             dependencies: [

@@ -217,4 +217,80 @@ struct SemanticCacheTests {
         #expect(split.text == "first\n\nsecond")
         #expect(split.context.count == 3)
     }
+
+    // MARK: - A fleet on one Redis
+
+    /// Waits until `condition` holds (the follower polls Redis every 100 ms).
+    static func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
+        let started = ContinuousClock.now
+        while ContinuousClock.now - started < .seconds(10) {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
+    @Test func gatewaysOnOneRedisShareEntriesEvictionsAndForgets() async throws {
+        let redis = try await RedisServerProcess.start()
+        let url = redis.url()
+        let prefix = "test-\(RandomID.make(prefix: "", length: 8)):"
+        let questions = ["How tall is mount Everest in metres?", "Who painted the Mona Lisa portrait?", "When did the Berlin wall fall down?"]
+        let paraphrases = ["How tall is mount Everest?", "Who painted the Mona Lisa?", "When did the Berlin wall fall?"]
+        try await GatewayHarness.with(configure: { config in
+            Self.semantic(&config, threshold: 0.85, maxEntries: 2)
+            config.cache.backend = .redis
+            config.redis.url = url
+            config.redis.prefix = prefix
+        }) { first in
+            // An entry stored before the second gateway starts is loaded by it; later ones are followed.
+            _ = try await first.post(json: Self.ask(questions[0]))
+            let client = try #require(first.daemon?.stores.redis)
+            let sharedBefore = try await Self.eventually { try await client.send("ZCARD", prefix + "semantic:lru") == .integer(1) }
+            #expect(sharedBefore)
+            try await first.withAnotherGateway(config: first.config) { second in
+                let loaded = try await second.post(json: Self.ask(paraphrases[0]), headers: ["Cache-Control": "no-store"])
+                #expect(loaded.header("X-Cache-Hit") == "semantic", "loaded at start")
+                _ = try await first.post(json: Self.ask(questions[1]))
+                let followed = try await Self.eventually {
+                    try await second.post(json: Self.ask(paraphrases[1]), headers: ["Cache-Control": "no-store"]).header("X-Cache-Hit") == "semantic"
+                }
+                #expect(followed, "followed through the stream")
+
+                // A third entry stored by the second gateway evicts the fleet's least recently used (questions[0]).
+                _ = try await second.post(json: Self.ask(questions[2]))
+                let evicted = try await Self.eventually {
+                    try await first.post(json: Self.ask(paraphrases[0]), headers: ["Cache-Control": "no-store"]).header("X-Cache-Hit") == "miss"
+                }
+                #expect((first.daemon?.stores.semantic.stats.entries ?? 99) <= 2)
+                #expect(try await client.send("ZCARD", prefix + "semantic:lru") == .integer(2))
+                #expect(evicted, "evicted in every gateway at max_entries")
+
+                // Forgotten in one gateway, gone from both.
+                let hit = try await first.post(json: Self.ask(paraphrases[2]), headers: ["Cache-Control": "no-store"])
+                let entry = try #require(hit.header("X-Cache-Entry"))
+                let forgot = await AdminRoutes(gateway: try #require(first.daemon), reloader: nil, socketPath: "").forgetSemanticEntry(entry)
+                #expect(forgot.status == .ok)
+                let gone = try await Self.eventually {
+                    try await second.post(json: Self.ask(paraphrases[2]), headers: ["Cache-Control": "no-store"]).header("X-Cache-Hit") == "miss"
+                }
+                #expect(gone, "forgotten fleet-wide")
+            }
+        }
+        await redis.stop()
+    }
+
+    @Test func anEntryReadFromRedisIsCheckedBeforeUse() throws {
+        let answer = CachedAnswer(completion: ["id": "c", "object": "chat.completion", "choices": []], provider: "p", upstreamModel: "m", costUSD: 0.5)
+        let entry = SemanticEntry(id: 0xABC, partition: "part", vector: [0.6, 0.8], answer: answer, expiresAtMillis: 123)
+        let decoded = try #require(SemanticEntry(encoded: entry.encoded()))
+        #expect(decoded.id == 0xABC && decoded.partition == "part" && decoded.vector == [0.6, 0.8] && decoded.answer == answer)
+        var broken = entry.encoded()
+        broken.removeLast(answer.encoded().count + 2)
+        #expect(SemanticEntry(encoded: broken) == nil, "a vector cut short")
+        #expect(SemanticEntry(encoded: Array("llm-gateway-semantic/1\n{\"id\":\"zz\"}\n".utf8)) == nil)
+        var nan = entry.encoded()
+        let vectorStart = nan.firstIndex(of: UInt8(ascii: "}"))! + 2
+        for offset in 0..<4 { nan[vectorStart + offset] = 0xFF }
+        #expect(SemanticEntry(encoded: nan) == nil, "a NaN component")
+    }
 }

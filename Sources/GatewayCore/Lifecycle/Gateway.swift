@@ -71,7 +71,9 @@ public final class Gateway: Sendable {
         // Budget events go to the notification outbox, which is made after the stores (it shares their Redis).
         let outbox = NIOLockedValueBox<NotificationOutbox?>(nil)
         let logger = logger
-        self.stores = try Stores(config: config, logger: logger, budgetClock: budgetClock) { event in
+        self.stores = try Stores(
+            config: config, logger: logger, budgetClock: budgetClock, semanticSettings: { store.snapshot.config.cache.semantic }
+        ) { event in
             await budgetEvents(event)
             guard let notifications = outbox.withLockedValue({ $0 }) else { return }
             await notifications.publishRetrying(NotificationEvent(event), logger: logger)

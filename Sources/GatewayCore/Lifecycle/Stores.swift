@@ -32,6 +32,7 @@ public final class Stores: Sendable {
     /// - Throws: `RedisError` when `redis.url` cannot be used.
     public init(
         config: GatewayConfig, logger: Logger, budgetClock: @escaping @Sendable () -> Int64 = BudgetBook.systemClock,
+        semanticSettings: @escaping @Sendable () -> SemanticCacheSettings? = { nil },
         budgetEvents: @escaping BudgetAlerts.Publisher = { _ in }
     ) throws {
         let needsRedis = config.cache.backend == .redis || config.rateLimits.backend == .redis || config.redisConfigured
@@ -48,7 +49,13 @@ public final class Stores: Sendable {
         }
         self.redis = redis
         self.logger = logger
-        self.semanticSharing = nil
+        if config.cache.backend == .redis, let redis {
+            let sharing = RedisSemanticSharing(client: redis, prefix: config.redis.prefix, store: semantic, logger: logger, settings: semanticSettings)
+            if config.cache.semantic != nil { sharing.startFollowing() }
+            semanticSharing = sharing
+        } else {
+            semanticSharing = nil
+        }
         switch config.cache.backend {
         case .off:
             cache = nil
@@ -87,6 +94,7 @@ public final class Stores: Sendable {
 
     /// Closes the Redis connections.
     public func shutdown() async {
+        semanticSharing?.stop()
         await redis?.shutdown()
     }
 }

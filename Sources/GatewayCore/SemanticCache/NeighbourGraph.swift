@@ -15,12 +15,17 @@
 ///
 /// Not thread-safe; `VectorIndex` owns it and inherits its owner's serialisation.
 final class NeighbourGraph {
-    /// Links per node on levels above 0 (HNSW's `M`).
-    let linksPerNode = 16
-    /// Links per node on level 0: twice `linksPerNode`, as the paper recommends.
-    let baseLinksPerNode = 32
-    /// Candidates kept while searching for a new node's neighbours (HNSW's `efConstruction`).
-    let constructionBreadth = 100
+    /// How densely the graph is linked and how hard inserts search: more finds better links and costs more.
+    struct Shape: Sendable {
+        /// Links per node on levels above 0 (HNSW's `M`); level 0 gets twice as many, as the paper recommends.
+        var linksPerNode = 16
+        /// Candidates kept while searching for a new node's neighbours (HNSW's `efConstruction`).
+        var constructionBreadth = 100
+    }
+
+    let linksPerNode: Int
+    let baseLinksPerNode: Int
+    let constructionBreadth: Int
     /// Candidates kept while searching for a lookup's answer (HNSW's `ef`).
     var searchBreadth = 64
 
@@ -44,8 +49,11 @@ final class NeighbourGraph {
     private var ordered: ContiguousArray<ScoredSlot> = []
     private var selected: ContiguousArray<UInt32> = []
 
-    init(slab: VectorSlab) {
+    init(slab: VectorSlab, shape: Shape = Shape()) {
         self.slab = slab
+        linksPerNode = max(2, shape.linksPerNode)
+        baseLinksPerNode = 2 * linksPerNode
+        constructionBreadth = max(1, shape.constructionBreadth)
         baseLinks = .allocate(capacity: 0)
         visitMarks = .allocate(capacity: 0)
     }
@@ -64,14 +72,14 @@ final class NeighbourGraph {
 
     /// Makes room for `newCapacity` slots, matching the slab's capacity.
     func grow(to newCapacity: Int) {
+        // New slots' link lists are left unwritten until `attach` first empties them, as in `VectorSlab.grow`.
         let wordsPerSlot = baseLinksPerNode + 1
         let newLinks = UnsafeMutablePointer<UInt32>.allocate(capacity: newCapacity * wordsPerSlot)
-        newLinks.update(from: baseLinks, count: capacity * wordsPerSlot)
-        (newLinks + capacity * wordsPerSlot).initialize(repeating: 0, count: (newCapacity - capacity) * wordsPerSlot)
+        newLinks.initialize(from: baseLinks, count: capacity * wordsPerSlot)
         baseLinks.deallocate()
         baseLinks = newLinks
         let newMarks = UnsafeMutablePointer<UInt32>.allocate(capacity: newCapacity)
-        newMarks.update(from: visitMarks, count: capacity)
+        newMarks.initialize(from: visitMarks, count: capacity)
         (newMarks + capacity).initialize(repeating: 0, count: newCapacity - capacity)
         visitMarks.deallocate()
         visitMarks = newMarks
@@ -106,6 +114,7 @@ final class NeighbourGraph {
         if Int(slot) == levels.count {
             let level = randomLevel()
             levels.append(UInt8(level))
+            links(slot, 0)[0] = 0
             var block: UnsafeMutablePointer<UInt32>?
             if level > 0 {
                 block = .allocate(capacity: level * (linksPerNode + 1))

@@ -20,6 +20,7 @@ struct SemanticCacheTier: AnswerCacheTier {
 
     func lookup(_ query: AnswerCache.Query) async -> AnswerCache.Hit? {
         guard let probe = query.semantic else { return nil }
+        sharing?.startFollowing()
         let started = ContinuousClock.now
         let request = EmbeddingsRequest(texts: [probe.text], model: probe.embedder.name)
         let served: ServedAnswer<ChatCompletion>
@@ -58,7 +59,11 @@ struct SemanticCacheTier: AnswerCacheTier {
             id: UInt64.random(in: 1...UInt64.max), partition: probe.partition, vector: unit, answer: answer,
             expiresAtMillis: UnixTime.nowMicros() / 1000 + millis)
         guard store.insert(entry, maxEntries: probe.settings.maxEntries) else { return }
-        if let sharing { await sharing.publish(entry, maxEntries: probe.settings.maxEntries) }
+        // Shared off the request's path: the answer does not wait for Redis.
+        if let sharing {
+            let maxEntries = probe.settings.maxEntries
+            Task(executorPreference: TaskPlacement.preferredExecutor) { await sharing.publish(entry, maxEntries: maxEntries) }
+        }
     }
 }
 

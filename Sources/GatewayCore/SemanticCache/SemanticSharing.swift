@@ -6,4 +6,8 @@ protocol SemanticSharing: Sendable {
     func touched(_ entry: SemanticEntry)
     /// Removes the entry `id` from every gateway; returns whether the fleet had it.
     func forget(_ id: UInt64) async -> Bool
+    /// Starts following the fleet's entries, if not yet (a reload may have added `cache.semantic`).
+    func startFollowing()
+    /// Stops following (at shutdown).
+    func stop()
 }

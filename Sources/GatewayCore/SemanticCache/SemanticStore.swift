@@ -98,7 +98,8 @@ final class SemanticStore: Sendable {
         let ttl = Duration.milliseconds(max(0, entry.expiresAtMillis - wallClock()))
         guard ttl > .zero else { return false }
         return state.withLockedValue { state in
-            let index = state.indexes[entry.partition] ?? VectorIndex(dimensions: entry.vector.count)
+            let index = state.indexes[entry.partition]
+                ?? VectorIndex(dimensions: entry.vector.count, exactScanLimit: VectorIndex.exactScanLimit(forDimensions: entry.vector.count))
             guard index.dimensions == entry.vector.count, index.insert(entry.id, vector: entry.vector) else { return false }
             state.indexes[entry.partition] = index
             if let replaced = state.entries.remove(entry.id), replaced.partition != entry.partition {
