@@ -20,14 +20,20 @@ public struct ChatPipeline<Dialect: ClientDialect>: Sendable {
     let chain: UpstreamChain
     let sink: (any RequestRecordSink)?
     let metrics: GatewayMetrics?
+    /// The route it answers (what `cache.semantic.routes` names).
+    let route: String
 
     /// - Parameters:
     ///   - dialect: how the client speaks.
     ///   - chain: the upstream chain, shared by every route.
     ///   - stores: the cache and rate-limit backends.
     ///   - sink: where a stream's task writes its record when the stream ends.
-    public init(dialect: Dialect, chain: UpstreamChain, stores: Stores, sink: (any RequestRecordSink)? = nil, metrics: GatewayMetrics? = nil) {
+    public init(
+        dialect: Dialect, chain: UpstreamChain, stores: Stores, sink: (any RequestRecordSink)? = nil, metrics: GatewayMetrics? = nil,
+        route: String = "/v1/chat/completions"
+    ) {
         self.dialect = dialect
+        self.route = route
         self.admission = [RateLimitAdmission(stores: stores), BudgetAdmission(book: stores.budgets)]
         self.cache = AnswerCache(stores: stores, chain: chain)
         self.chain = chain
@@ -54,7 +60,7 @@ public struct ChatPipeline<Dialect: ClientDialect>: Sendable {
             let candidate = AdmissionCandidate(
                 requestedModel: chat.model, expected: ExpectedUsage(chat: chat), key: key, snapshot: snapshot, model: model, attribution: attribution, logger: context.logger)
             var headers = try await admission.admit(candidate, into: ledger)
-            let query = cache.query(for: chat, route: request.uri.path, key: key, snapshot: snapshot, cacheControl: request.headers[.cacheControl])
+            let query = cache.query(for: chat, route: route, key: key, snapshot: snapshot, cacheControl: request.headers[.cacheControl])
             ledger.storeAnswers(for: query)
             if let hit = await cache.lookup(query) {
                 await ledger.settle(.cacheHit(hit))

@@ -579,8 +579,7 @@ extension RequestRecord {
             ttfbMs: json["ttfb_ms"]?.intValue, cacheHit: json["cache_hit"]?.boolValue ?? false,
             failoverUsed: json["failover_used"]?.boolValue ?? false, attempts: json["attempts"]?.intValue ?? 0,
             stream: json["stream"]?.boolValue ?? false, customer: json["customer"]?.stringValue,
-            feature: json["feature"]?.stringValue, metadata: metadata)
-        self = with(
+            feature: json["feature"]?.stringValue, metadata: metadata,
             kind: json["kind"]?.stringValue ?? "chat", cacheHitKind: json["cache_hit_kind"]?.stringValue,
             cacheSimilarity: json["cache_similarity"]?.doubleValue, cacheEntry: json["cache_entry"]?.stringValue,
             embedderCostUSD: json["embedder_cost_usd"]?.doubleValue, embedderLatencyMs: json["embedder_latency_ms"]?.intValue)

@@ -82,9 +82,7 @@ final class RequestOutcome: Sendable {
                 totalTokens: fields.usage?.totalTokens, cachedTokens: fields.usage?.cachedTokens, costUSD: fields.costUSD,
                 savedCostUSD: fields.savedCostUSD, latencyMs: latency, ttfbMs: fields.ttfbMs, cacheHit: fields.cacheHit,
                 failoverUsed: fields.failoverUsed, attempts: fields.attempts, stream: fields.stream, customer: fields.customer,
-                feature: fields.feature, metadata: fields.metadata
-            ).with(
-                kind: fields.kind, cacheHitKind: fields.cacheHitKind, cacheSimilarity: fields.cacheSimilarity, cacheEntry: fields.cacheEntry,
+                feature: fields.feature, metadata: fields.metadata, kind: fields.kind, cacheHitKind: fields.cacheHitKind, cacheSimilarity: fields.cacheSimilarity, cacheEntry: fields.cacheEntry,
                 embedderCostUSD: fields.embedderCostUSD, embedderLatencyMs: fields.embedderLatencyMs))
     }
 }

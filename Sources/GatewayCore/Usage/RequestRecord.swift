@@ -66,7 +66,9 @@ public struct RequestRecord: Sendable, Equatable {
         statusCode: Int, errorMessage: String? = nil, promptTokens: Int? = nil, completionTokens: Int? = nil,
         totalTokens: Int? = nil, cachedTokens: Int? = nil, costUSD: Double? = nil, savedCostUSD: Double? = nil,
         latencyMs: Int = 0, ttfbMs: Int? = nil, cacheHit: Bool = false, failoverUsed: Bool = false, attempts: Int = 0,
-        stream: Bool = false, customer: String? = nil, feature: String? = nil, metadata: [String: String] = [:]
+        stream: Bool = false, customer: String? = nil, feature: String? = nil, metadata: [String: String] = [:], kind: String = "chat",
+        cacheHitKind: String? = nil, cacheSimilarity: Double? = nil, cacheEntry: String? = nil, embedderCostUSD: Double? = nil,
+        embedderLatencyMs: Int? = nil
     ) {
         self.requestID = requestID
         self.clientRequestID = clientRequestID
@@ -94,6 +96,12 @@ public struct RequestRecord: Sendable, Equatable {
         self.customer = customer
         self.feature = feature
         self.metadata = metadata
+        self.kind = kind
+        self.cacheHitKind = cacheHitKind
+        self.cacheSimilarity = cacheSimilarity
+        self.cacheEntry = cacheEntry
+        self.embedderCostUSD = embedderCostUSD
+        self.embedderLatencyMs = embedderLatencyMs
         fitColumns()
     }
 
@@ -119,22 +127,6 @@ public struct RequestRecord: Sendable, Equatable {
         embedderCostUSD = embedderCostUSD.flatMap(Self.moneyColumn)
         embedderLatencyMs = embedderLatencyMs.map(Self.integerColumn)
         if let similarity = cacheSimilarity, !similarity.isFinite { cacheSimilarity = nil }
-    }
-
-    /// The record with the fields added after the first schema: kind, cache tier and embedder.
-    public func with(
-        kind: String, cacheHitKind: String? = nil, cacheSimilarity: Double? = nil, cacheEntry: String? = nil, embedderCostUSD: Double? = nil,
-        embedderLatencyMs: Int? = nil
-    ) -> RequestRecord {
-        var record = self
-        record.kind = kind
-        record.cacheHitKind = cacheHitKind
-        record.cacheSimilarity = cacheSimilarity
-        record.cacheEntry = cacheEntry
-        record.embedderCostUSD = embedderCostUSD
-        record.embedderLatencyMs = embedderLatencyMs
-        record.fitColumns()
-        return record
     }
 
     static func integerColumn(_ value: Int) -> Int {
