@@ -70,6 +70,10 @@ struct SemanticCacheTests {
             let miss = try await gateway.post(json: Self.ask(Self.unrelated))
             #expect(miss.header("X-Cache-Hit") == "miss")
             #expect(Self.chatCalls(gateway) == 2)
+            let daemon = try #require(gateway.daemon)
+            let exposition = String(decoding: daemon.metrics.exposition(for: daemon), as: UTF8.self)
+            #expect(exposition.contains(#"llm_gateway_cache_lookups_total{result="semantic_hit"} 1"#))
+            #expect(exposition.contains(#"llm_gateway_cache_lookups_total{result="miss"} 2"#))
 
             let records = try await gateway.records.waitFor(3)
             let logged = try #require(records.first { $0.cacheHitKind == "semantic" })
@@ -145,8 +149,11 @@ struct SemanticCacheTests {
                 #expect((reply.header("X-Latency-Ms").flatMap(Int.init) ?? .max) < 4000)
             }
             #expect(Self.chatCalls(gateway) == 2)
-            let stats = try #require(gateway.daemon?.stores.semantic.stats)
+            let daemon = try #require(gateway.daemon)
+            let stats = daemon.stores.semantic.stats
             #expect(stats.embedderFailures == 2 && stats.entries == 0)
+            let exposition = String(decoding: daemon.metrics.exposition(for: daemon), as: UTF8.self)
+            #expect(exposition.contains(#"llm_gateway_cache_lookups_total{result="semantic_embedder_failed"} 2"#), "\(exposition)")
             let records = try await gateway.records.waitFor(2)
             #expect(records.allSatisfy { $0.embedderCostUSD == nil && ($0.embedderLatencyMs ?? .max) < 4000 })
         }

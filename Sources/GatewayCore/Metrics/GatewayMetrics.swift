@@ -28,7 +28,7 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
     nonisolated(unsafe) static let tokens = name("tokens", "total", "Tokens used, by model, provider and type (prompt, completion, cached).")
     nonisolated(unsafe) static let cost = name("cost_usd", "total", "What answers cost, in USD, by model and provider.")
     nonisolated(unsafe) static let savedCost = name("saved_cost_usd", "total", "What cache hits saved, in USD, by model.")
-    nonisolated(unsafe) static let cache = name("cache_lookups", "total", "Cache lookups by result: hit, miss, bypass.")
+    nonisolated(unsafe) static let cache = name("cache_lookups", "total", "Cache lookups by result: hit (exact), semantic_hit, miss, bypass, semantic_embedder_failed.")
     nonisolated(unsafe) static let rateLimited = name("rate_limited", "total", "Requests refused by a rate limit, by key.")
     nonisolated(unsafe) static let failovers = name("failovers", "total", "Answers given by a fallback, by the provider tried first and the one that answered.")
     nonisolated(unsafe) static let circuit = name("circuit_state", "", "Circuit breaker per provider: 0 closed, 1 half-open, 2 open.")
@@ -132,7 +132,7 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
         }
     }
 
-    /// Counts one cache lookup: `hit`, `miss` or `bypass`.
+    /// Counts one cache lookup: `hit` (exact), `semantic_hit`, `miss`, `bypass`, or `semantic_embedder_failed`.
     public func cacheLookup(_ result: String) {
         cached(counters, SeriesKey(family: .cache, first: result)) {
             registry.makeCounter(descriptor: Self.cache, labels: [("result", result)])

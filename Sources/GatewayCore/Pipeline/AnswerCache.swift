@@ -38,7 +38,7 @@ struct AnswerCache: Sendable {
     /// The tiers the configured backend gives: the exact tier and the semantic tier (which answers only queries
     /// with a `SemanticProbe`, i.e. when `cache.semantic` applies), unless `cache.backend` is `off`.
     /// - Parameter chain: the upstream chain the semantic tier's embedder calls go down (no semantic tier without).
-    init(stores: Stores, chain: UpstreamChain? = nil) {
+    init(stores: Stores, chain: UpstreamChain? = nil, metrics: GatewayMetrics? = nil) {
         guard let backend = stores.cache else {
             self.init(tiers: [], flights: stores.flights)
             return
@@ -48,7 +48,8 @@ struct AnswerCache: Sendable {
             return
         }
         let semantic = SemanticCacheTier(
-            store: stores.semantic, chain: chain, outage: stores.semanticOutage, logger: stores.logger, sharing: stores.semanticSharing)
+            store: stores.semantic, chain: chain, outage: stores.semanticOutage, logger: stores.logger, sharing: stores.semanticSharing,
+            metrics: metrics)
         self.init(tiers: [ExactCacheTier(backend: backend), semantic], flights: stores.flights)
     }
 
@@ -71,6 +72,9 @@ struct AnswerCache: Sendable {
 
     /// A lookup's answer, with the tier that had it.
     struct Hit: Sendable {
+        /// The `llm_gateway_cache_lookups_total` result it counts as: `hit` (exact) or `semantic_hit`.
+        var metricResult: String { label == "exact" ? "hit" : label + "_hit" }
+
         var answer: CachedAnswer
         var label: String
         /// A semantic hit's cosine similarity.

@@ -35,7 +35,7 @@ public struct ChatPipeline<Dialect: ClientDialect>: Sendable {
         self.dialect = dialect
         self.route = route
         self.admission = [RateLimitAdmission(stores: stores), BudgetAdmission(book: stores.budgets)]
-        self.cache = AnswerCache(stores: stores, chain: chain)
+        self.cache = AnswerCache(stores: stores, chain: chain, metrics: metrics)
         self.chain = chain
         self.sink = sink
         self.metrics = metrics
@@ -64,7 +64,7 @@ public struct ChatPipeline<Dialect: ClientDialect>: Sendable {
             ledger.storeAnswers(for: query)
             if let hit = await cache.lookup(query) {
                 await ledger.settle(.cacheHit(hit))
-                metrics?.cacheLookup("hit")
+                metrics?.cacheLookup(hit.metricResult)
                 return answerFromCache(hit, request: chat, headers: headers, context: context)
             }
             headers[.cacheHit] = query.policy.isActive ? "miss" : "bypass"

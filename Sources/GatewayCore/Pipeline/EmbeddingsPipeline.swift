@@ -21,7 +21,7 @@ public struct EmbeddingsPipeline: Sendable {
     ///   - stores: the cache, rate-limit and budget backends.
     public init(chain: UpstreamChain, stores: Stores, metrics: GatewayMetrics? = nil) {
         self.admission = [RateLimitAdmission(stores: stores), BudgetAdmission(book: stores.budgets)]
-        self.cache = AnswerCache(stores: stores, chain: chain)
+        self.cache = AnswerCache(stores: stores, chain: chain, metrics: metrics)
         self.chain = chain
         self.metrics = metrics
     }
@@ -50,7 +50,7 @@ public struct EmbeddingsPipeline: Sendable {
             let query = cache.query(forEmbeddings: embeddings, key: key, config: snapshot.config, cacheControl: request.headers[.cacheControl])
             if let hit = await cache.lookup(query) {
                 await ledger.settle(.cacheHit(hit))
-                metrics?.cacheLookup("hit")
+                metrics?.cacheLookup(hit.metricResult)
                 headers.append(contentsOf: AnswerHeaders.cacheHit(hit))
                 headers[.latency] = String(context.elapsedMilliseconds)
                 return .json(text: OpenAIChatDialect.answerBody(hit.answer.completionText, cost: 0, latencyMs: context.elapsedMilliseconds), headers: headers)

@@ -15,6 +15,8 @@ struct SemanticCacheTier: AnswerCacheTier {
     let logger: Logger
     /// Where new entries are shared with other gateways (Redis); nil in a gateway of its own.
     let sharing: SemanticSharing?
+    /// Where embedder failures are counted (`semantic_embedder_failed`).
+    var metrics: GatewayMetrics? = nil
 
     var hitLabel: String { "semantic" }
 
@@ -39,6 +41,7 @@ struct SemanticCacheTier: AnswerCacheTier {
             probe.record(vector: nil, costUSD: nil, latencyMs: Int((ContinuousClock.now - started).wholeMilliseconds))
             if Task.isCancelled { return nil }
             store.countEmbedderFailure()
+            metrics?.cacheLookup("semantic_embedder_failed")
             let reason = error is DeadlineExceeded ? "slower than its timeout (\(Units.format(probe.settings.timeout)))" : "\(error)"
             outage.failed(
                 SemanticEmbedderFailure(embedder: probe.settings.embedder, reason: reason), logger: logger,
