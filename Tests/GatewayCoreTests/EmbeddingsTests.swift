@@ -191,4 +191,20 @@ struct EmbeddingsTests {
         #expect(messages.contains { $0.contains("anthropic, which has no embeddings API") }, "\(messages)")
         #expect(!messages.contains { $0.contains("price") }, "an embedding model's price needs no output: \(messages)")
     }
+
+    @Test func aHardBudgetCountsEmbeddings() async throws {
+        try await GatewayHarness.with(configure: { config in
+            var model = ModelConfig(name: "pricey-embed", provider: "openai", upstream: "text-embedding-3-small", price: Price(input: 1000, output: 0))
+            model.kind = .embedding
+            config.models["pricey-embed"] = model
+            config.budgets = [BudgetConfig(name: "all", limitUSD: 0.006)]
+        }) { gateway in
+            // 18 characters: 5 tokens held ($0.005), 4 spent ($0.004); the second cannot afford its hold.
+            let body: JSON = ["model": "pricey-embed", "input": "one two three four"]
+            let first = try await gateway.post("/v1/embeddings", json: body)
+            #expect(first.status == 200, "\(first.body)")
+            let second = try await gateway.post("/v1/embeddings", json: body, headers: ["Cache-Control": "no-cache"])
+            #expect(second.status == 429 && second.json?["error"]?["code"]?.stringValue == "budget_exceeded", "\(second.body)")
+        }
+    }
 }

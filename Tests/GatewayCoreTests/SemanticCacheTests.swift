@@ -225,6 +225,21 @@ struct SemanticCacheTests {
         #expect(split.context.count == 3)
     }
 
+    @Test func theEmbedderCallIsChargedToBudgets() async throws {
+        try await GatewayHarness.with(configure: { config in
+            Self.semantic(&config)
+            config.models["embedder"]?.price = Price(input: 1000, output: 0)
+            config.models["free-chat"] = ModelConfig(name: "free-chat", provider: "openai", upstream: "gpt-4o-mini", fallbacks: [], price: Price(input: 0, output: 0))
+            config.budgets = [BudgetConfig(name: "all", limitUSD: 0.01)]
+        }) { gateway in
+            // The chat model is free; each lookup embeds 7 words at $1000 per million tokens: $0.007.
+            for expected in [200, 200, 429] {
+                let reply = try await gateway.post(json: Self.ask(Self.question, model: "free-chat"), headers: ["Cache-Control": "no-store"])
+                #expect(reply.status == expected, "\(reply.status) \(reply.body)")
+            }
+        }
+    }
+
     // MARK: - A fleet on one Redis
 
     /// Waits until `condition` holds (the follower polls Redis every 100 ms).
