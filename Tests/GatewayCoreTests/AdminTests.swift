@@ -157,6 +157,38 @@ struct AdminTests {
         }
     }
 
+    @Test func ctlCacheShowsBothKindsAndForgetsASemanticEntry() async throws {
+        try await GatewayHarness.with { fakes in
+            let extra = """
+                models:
+                  embedder: {provider: openai, upstream: fake-embed, kind: embedding, price: {input: 0.1}}
+                """
+            let daemon = try await DaemonProcess { port in
+                Self.yaml(fakes, port: port, extra: extra)
+                    .replacingOccurrences(of: "cache: {backend: memory}", with: "cache: {backend: memory, semantic: {embedder: embedder, threshold: 0.9, timeout: 2s}}")
+            }
+            let api = Self.client(daemon, fakes)
+            func ctl(_ arguments: String...) async throws -> ProcessRunner.Result {
+                try await ProcessRunner.run(ProcessRunner.gatewayBinary, ["ctl"] + arguments + ["--socket", daemon.adminSocket])
+            }
+            _ = try await api.post(json: Self.ask("What is the capital city of France?"))
+            let hit = try await api.post(json: Self.ask("What is the capital of France?"))
+            #expect(hit.header("X-Cache-Hit") == "semantic")
+            let entry = try #require(hit.header("X-Cache-Entry"))
+            let table = try await ctl("cache")
+            #expect(table.status == 0)
+            #expect(table.stdout.contains("semantic") && table.stdout.contains(entry), "\(table.stdout)")
+            let forgot = try await ctl("cache", "forget", entry)
+            #expect(forgot.status == 0, "\(forgot.stdout)\(forgot.stderr)")
+            let again = try await api.post(json: Self.ask("What is the capital of France?"), headers: ["Cache-Control": "no-store"])
+            #expect(again.header("X-Cache-Hit") == "miss")
+            let missing = try await ctl("cache", "forget", entry)
+            #expect(missing.status == 1 && missing.stderr.contains("No semantic cache entry"), "\(missing.stderr)")
+            #expect(try await ctl("cache", "forget", "zz").status == 2)
+            #expect(await daemon.stop() == 0)
+        }
+    }
+
     @Test func ctlPrintsTablesAndReportsEveryReload() async throws {
         try await GatewayHarness.with { fakes in
             let daemon = try await DaemonProcess { port in Self.yaml(fakes, port: port) }
