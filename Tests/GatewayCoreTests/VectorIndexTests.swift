@@ -26,6 +26,22 @@ struct VectorIndexTests {
         }
     }
 
+    @Test("Vectors past the first page of the slab are stored and scanned like the first ones")
+    func slotsAcrossPagesAreScannedExactly() {
+        var random = TestRandom(seed: 99)
+        let count = VectorSlab.slotsPerPage + 123
+        let stored = (0..<count).map { _ in random.vector(8) }
+        let index = VectorIndex(dimensions: 8, exactScanLimit: .max)
+        for (id, vector) in stored.enumerated() { #expect(index.insert(UInt64(id), vector: vector)) }
+        // Each stored vector is its own nearest neighbour, on whichever page it sits.
+        for id in [0, VectorSlab.slotsPerPage - 1, VectorSlab.slotsPerPage, count - 1] {
+            let found = index.exactNearest(to: stored[id])
+            #expect(found?.id == UInt64(id) && (found?.similarity ?? 0) > 0.9999, "\(id): \(String(describing: found))")
+        }
+        let query = random.vector(8)
+        #expect(index.exactNearest(to: query)?.id == UInt64(naiveNearest(to: query, in: stored).index))
+    }
+
     @Test("A lookup answers only when the best similarity reaches the minimum")
     func minimumSimilarity() throws {
         let index = VectorIndex(dimensions: 3)
