@@ -40,15 +40,17 @@ public enum NotificationOutboxStores {
 final class SQLiteOutboxExecutor: OutboxSQLExecutor {
     let parameterPrefix = "?"
     let backend = "sqlite"
-    private let connection: SQLiteConnection
+    private let dedicated: DedicatedSQLiteConnection
+    private var connection: SQLiteConnection { dedicated.connection }
 
     init(path: String, logger: Logger) async throws {
-        connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        dedicated = try await DedicatedSQLiteConnection.open(path: path, logger: logger)
+        let connection = dedicated.connection
         do {
             _ = try await connection.query("PRAGMA busy_timeout = 5000")
             _ = try await connection.query("PRAGMA synchronous = NORMAL")
         } catch {
-            try? await connection.close()
+            try? await dedicated.close()
             throw error
         }
     }
@@ -76,8 +78,8 @@ final class SQLiteOutboxExecutor: OutboxSQLExecutor {
     /// Closes the file, in a task of its own: SQLiteNIO refuses to close from a cancelled task, and an unclosed
     /// connection traps when it is freed.
     func close() async {
-        let connection = self.connection
-        await Task(executorPreference: TaskPlacement.preferredExecutor) { try? await connection.close() }.value
+        let dedicated = self.dedicated
+        await Task(executorPreference: TaskPlacement.preferredExecutor) { try? await dedicated.close() }.value
     }
 }
 

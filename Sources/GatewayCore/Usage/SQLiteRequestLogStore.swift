@@ -18,7 +18,8 @@ import SQLiteNIO
 public final class SQLiteRequestLogStore: RequestLogStore {
     /// The file the rows are kept in.
     public let path: String
-    private let connection: SQLiteConnection
+    private let dedicated: DedicatedSQLiteConnection
+    private var connection: SQLiteConnection { dedicated.connection }
     private let logger: Logger
     /// One writer at a time on the connection: a batch spans several statements inside one transaction.
     private let gate = SerialGate()
@@ -35,14 +36,15 @@ public final class SQLiteRequestLogStore: RequestLogStore {
         if !parent.isEmpty, !FileManager.default.fileExists(atPath: parent) {
             try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
         }
-        connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        dedicated = try await DedicatedSQLiteConnection.open(path: path, logger: logger)
+        let connection = dedicated.connection
         do {
             // Replaces SQLiteNIO's spin-forever busy handler with a bounded wait.
             _ = try await connection.query("PRAGMA busy_timeout = 5000")
             _ = try await connection.query("PRAGMA journal_mode = WAL")
             _ = try await connection.query("PRAGMA synchronous = NORMAL")
         } catch {
-            try? await connection.close()
+            try? await dedicated.close()
             throw error
         }
     }
@@ -231,7 +233,7 @@ public final class SQLiteRequestLogStore: RequestLogStore {
     /// Closes the file.
     public func close() async {
         do {
-            try await connection.close()
+            try await dedicated.close()
         } catch {
             logger.warning("closing the request log failed", metadata: ["path": "\(path)", "error": "\(error)"])
         }

@@ -10,6 +10,8 @@ final class DaemonProcess: @unchecked Sendable {
     let configPath: String
     /// The admin socket: `admin.socket` of the configuration, else one in a private folder of its own.
     let adminSocket: String
+    /// Where the daemon's output goes, for `logTail` when a test fails.
+    let logPath: String
     private let process = Process()
 
     /// Starts the daemon; `configuration` receives the port it must listen on and returns the YAML.
@@ -19,6 +21,7 @@ final class DaemonProcess: @unchecked Sendable {
         port = try await Self.freePort()
         let name = UUID().uuidString
         configPath = NSTemporaryDirectory() + "daemon-\(name).yaml"
+        logPath = NSTemporaryDirectory() + "daemon-\(name).log"
         var yaml = configuration(port)
         if yaml.hasPrefix("admin:") || yaml.contains("\nadmin:") {
             adminSocket = ConfigLoader.parse(yaml: yaml, file: "daemon.yaml", environment: [:]).config?.admin.socket ?? ""
@@ -32,8 +35,10 @@ final class DaemonProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: ProcessRunner.gatewayBinary)
         process.arguments = ["serve", "--config", configPath]
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = FileHandle(forWritingAtPath: logPath) ?? FileHandle.nullDevice
+        process.standardOutput = log
+        process.standardError = log
         try process.run()
         for _ in 0..<150 {
             if await status("/healthz", key: nil) == 200 { return }
@@ -48,6 +53,12 @@ final class DaemonProcess: @unchecked Sendable {
     }
 
     var pid: Int32 { process.processIdentifier }
+
+    /// The last `lines` lines the daemon wrote: put it in a failing expectation's comment.
+    func logTail(lines: Int = 40) -> String {
+        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        return "daemon log (\(logPath)):\n" + text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+    }
     var isRunning: Bool { process.isRunning }
 
     /// The status of a GET, or nil when the daemon does not answer.
@@ -69,6 +80,8 @@ final class DaemonProcess: @unchecked Sendable {
         }
         return process.terminationStatus
     }
+
+    deinit { try? FileManager.default.removeItem(atPath: logPath) }
 
     private static func freePort() async throws -> Int {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
