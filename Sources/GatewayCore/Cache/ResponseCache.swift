@@ -13,31 +13,36 @@ public struct CachedAnswer: Sendable, Equatable {
     public var upstreamModel: String
     /// What the answer cost when it was made, in USD (what a hit saves); nil when the model has no price.
     public var costUSD: Double?
+    /// The provider's answer in the client's own API, as it came (`ChatCompletion.native`); replayed as it is.
+    public var native: [UInt8]?
 
     /// - Parameters:
     ///   - completion: the `chat.completion` object.
     ///   - text: the object's text as the provider wrote it, when there is one; kept as it is unless the object
     ///     has `cost_usd` or `latency_ms` (which every answer gets from the gateway), saving writing it again.
-    public init(completion: JSON, text: [UInt8]? = nil, provider: String, upstreamModel: String, costUSD: Double?) {
+    ///   - native: the provider's answer in the client's own API, when it answered in it.
+    public init(completion: JSON, text: [UInt8]? = nil, provider: String, upstreamModel: String, costUSD: Double?, native: [UInt8]? = nil) {
         let usage = Usage(openAI: completion["usage"])
         if let text, text.first == UInt8(ascii: "{"), text.last == UInt8(ascii: "}"), completion["cost_usd"] == nil,
             completion["latency_ms"] == nil
         {
-            self.init(completionText: text, usage: usage, provider: provider, upstreamModel: upstreamModel, costUSD: costUSD)
+            self.init(completionText: text, usage: usage, provider: provider, upstreamModel: upstreamModel, costUSD: costUSD, native: native)
             return
         }
         var members = completion
         members["cost_usd"] = nil
         members["latency_ms"] = nil
-        self.init(completionText: members.bytes(), usage: usage, provider: provider, upstreamModel: upstreamModel, costUSD: costUSD)
+        self.init(
+            completionText: members.bytes(), usage: usage, provider: provider, upstreamModel: upstreamModel, costUSD: costUSD, native: native)
     }
 
-    private init(completionText: [UInt8], usage: Usage?, provider: String, upstreamModel: String, costUSD: Double?) {
+    private init(completionText: [UInt8], usage: Usage?, provider: String, upstreamModel: String, costUSD: Double?, native: [UInt8]?) {
         self.completionText = completionText
         self.usage = usage
         self.provider = provider
         self.upstreamModel = upstreamModel
         self.costUSD = costUSD
+        self.native = native
     }
 
     /// The completion, read back from its text (streamed replays need its parts).
@@ -49,7 +54,7 @@ public struct CachedAnswer: Sendable, Equatable {
     /// members in different orders.
     public static func == (lhs: CachedAnswer, rhs: CachedAnswer) -> Bool {
         lhs.provider == rhs.provider && lhs.upstreamModel == rhs.upstreamModel && lhs.costUSD == rhs.costUSD
-            && lhs.usage == rhs.usage && lhs.completion == rhs.completion
+            && lhs.usage == rhs.usage && lhs.completion == rhs.completion && lhs.native == rhs.native
     }
 
     /// Marks the stored form; the form before it was one JSON object holding the completion.
@@ -58,11 +63,14 @@ public struct CachedAnswer: Sendable, Equatable {
     /// The stored form: a tag line, a line of JSON with everything but the completion, then the completion's text
     /// (compact JSON has no raw newline), so reading it back parses only the short line.
     public func encoded() -> [UInt8] {
-        let about = JSON.object([
+        var about: [String: JSON] = [
             "provider": .string(provider), "model": .string(upstreamModel), "cost_usd": costUSD.map(JSON.double) ?? .null,
             "usage": usage?.json ?? .null,
-        ])
-        return Self.formTag + about.bytes() + [UInt8(ascii: "\n")] + completionText
+        ]
+        // A JSON string gives back exactly the bytes it was made from: the native answer stays byte for byte.
+        if let native { about["native"] = .string(String(decoding: native, as: UTF8.self)) }
+        let aboutLine = JSON.object(about)
+        return Self.formTag + aboutLine.bytes() + [UInt8(ascii: "\n")] + completionText
     }
 
     /// Reads the stored form (or the one before it); nil when it is neither.
@@ -81,13 +89,13 @@ public struct CachedAnswer: Sendable, Equatable {
         else { return nil }
         self.init(
             completionText: Array(rest[rest.index(after: newline)...]), usage: Usage(openAI: about["usage"]), provider: provider,
-            upstreamModel: model, costUSD: about["cost_usd"]?.doubleValue)
+            upstreamModel: model, costUSD: about["cost_usd"]?.doubleValue, native: about["native"]?.stringValue.map { Array($0.utf8) })
     }
 
     /// Bytes this entry takes in a memory cache (approximately): its text and strings, and a fixed allowance for
     /// the rest.
     public var approximateBytes: Int {
-        completionText.count + provider.utf8.count + upstreamModel.utf8.count + 128
+        completionText.count + (native?.count ?? 0) + provider.utf8.count + upstreamModel.utf8.count + 128
     }
 }
 

@@ -97,7 +97,11 @@ public final class Gateway: Sendable {
         router.add(middleware: RequestLogMiddleware(sink: records))
         // Each API route's errors, 401s from the key check included, go out in its own dialect's envelope.
         let openAIChat = OpenAIChatDialect()
-        router.add(middleware: ErrorEnvelopeMiddleware(dialects: ["/v1/chat/completions": openAIChat]))
+        let anthropicMessages = AnthropicMessagesDialect()
+        router.add(
+            middleware: ErrorEnvelopeMiddleware(dialects: [
+                "/v1/chat/completions": openAIChat, "/v1/messages": anthropicMessages, "/v1/messages/count_tokens": anthropicMessages,
+            ]))
         let health = HealthRoutes(readiness: readiness)
         router.get("healthz", use: health.healthz)
         router.get("readyz", use: health.readyz)
@@ -113,11 +117,15 @@ public final class Gateway: Sendable {
         }
         let chain = UpstreamChain(proxy: UpstreamProxy(clients: clients), breakers: breakers, load: load)
         let chat = ChatPipeline(dialect: openAIChat, chain: chain, stores: stores, sink: records, metrics: metrics)
+        let messages = ChatPipeline(dialect: anthropicMessages, chain: chain, stores: stores, sink: records, metrics: metrics, route: "/v1/messages")
+        let countTokens = CountTokensRoute(chain: chain)
         let embeddings = EmbeddingsPipeline(chain: chain, stores: stores, metrics: metrics)
         let models = ModelsRoute()
         let api = router.group("v1").add(middleware: AuthMiddleware())
         api.post("chat/completions", use: chat.handle)
         api.post("embeddings", use: embeddings.handle)
+        api.post("messages", use: messages.handle)
+        api.post("messages/count_tokens", use: countTokens.handle)
         api.get("models", use: models.list)
         api.get("models/**", use: models.retrieve)
         return router

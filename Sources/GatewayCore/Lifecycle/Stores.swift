@@ -118,7 +118,7 @@ struct SharedAnswer: Sendable {
         let cost = served.answer.usage.flatMap { usage in served.model.price.map { usage.cost(at: $0) } }
         let answer = CachedAnswer(
             completion: served.answer.body, text: served.answer.text, provider: served.model.provider.name,
-            upstreamModel: served.model.upstream, costUSD: cost)
+            upstreamModel: served.model.upstream, costUSD: cost, native: served.answer.native)
         self.init(served: served, answer: answer)
     }
 }

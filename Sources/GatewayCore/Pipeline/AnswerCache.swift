@@ -91,13 +91,23 @@ struct AnswerCache: Sendable {
             config: config, key: key, cacheControl: cacheControl, backendAvailable: !tiers.isEmpty,
             cacheable: tiers.isEmpty || CacheKey.isCacheable(request))
         guard policy.isActive else { return Query(request: request, policy: policy, exactKey: "") }
-        var query = Query(request: request, policy: policy, exactKey: CacheKey.make(for: request, namespace: policy.namespace))
-        if let semantic = config.cache.semantic, policy.lookup {
+        var query = Query(request: request, policy: policy, exactKey: Self.exactKey(for: request, namespace: policy.namespace))
+        // A request in another API is answered in it (`CachedAnswer.native`): the semantic tier keeps chat answers only.
+        if let semantic = config.cache.semantic, policy.lookup, request.native == nil {
             let namespace = (semantic.scope ?? config.cache.scope) == .global ? "global" : "key:" + key.name
             query.semantic = SemanticProbe.make(
                 for: request, route: route, settings: semantic, namespace: namespace, ttl: policy.ttl, table: snapshot.models)
         }
         return query
+    }
+
+    /// The exact key: of the canonical request, or for a request in another API, of the client's own body under that
+    /// API's namespace (every byte of it may shape the answer, thinking blocks included, and the answer is replayed
+    /// in that API).
+    static func exactKey(for request: ChatRequest, namespace: String) -> String {
+        guard let native = request.native else { return CacheKey.make(for: request, namespace: namespace) }
+        let body = (try? JSON.parse(native.body))?.objectValue ?? request.body
+        return CacheKey.make(body: body, namespace: native.dialect.rawValue + "|" + native.path + "|" + namespace)
     }
 
     /// The query for an embeddings request: the exact tier only, under a namespace of its own.

@@ -28,6 +28,20 @@ public protocol ClientDialect: Sendable {
 
     /// The error's body in this API's error envelope.
     func errorBody(_ error: GatewayError) -> ByteBuffer
+
+    /// The body of an answer a provider gave in this API itself (`ChatCompletion.native`), or nil for a dialect
+    /// no provider speaks.
+    func encodeNativeAnswer(_ native: [UInt8], costUSD: Double?, latencyMs: Int) -> ByteBuffer?
+}
+
+extension ClientDialect {
+    public func encodeNativeAnswer(_ native: [UInt8], costUSD: Double?, latencyMs: Int) -> ByteBuffer? { nil }
+
+    /// The body of `answer`: the provider's own when it answered in this API, else the canonical one encoded.
+    func encode(_ answer: CachedAnswer, costUSD: Double?, latencyMs: Int) -> ByteBuffer {
+        if let native = answer.native, let body = encodeNativeAnswer(native, costUSD: costUSD, latencyMs: latencyMs) { return body }
+        return encodeAnswer(answer.completionText, costUSD: costUSD, latencyMs: latencyMs)
+    }
 }
 
 /// Writes one stream's canonical chunk payloads as the bytes its client reads.
@@ -35,6 +49,18 @@ public protocol StreamFrameEncoder: Sendable {
     /// The frames of `payloads` (canonical `chat.completion.chunk` JSON texts, and `[DONE]`).
     mutating func frames(_ payloads: [String]) -> ByteBuffer
 
+    /// The frames of a provider's own events, when it streams in this API itself (`OpenedUpstream.passthrough`):
+    /// each as it came.
+    mutating func nativeFrames(_ events: [ServerSentEvent]) -> ByteBuffer
+
     /// The frame that ends a stream which failed after it started.
     mutating func errorFrame(_ error: GatewayError) -> ByteBuffer
+}
+
+extension StreamFrameEncoder {
+    public mutating func nativeFrames(_ events: [ServerSentEvent]) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        for event in events { event.write(to: &buffer) }
+        return buffer
+    }
 }

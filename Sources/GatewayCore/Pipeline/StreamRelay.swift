@@ -43,26 +43,33 @@ struct StreamRelay<Frames: StreamFrameEncoder>: Sendable {
         let frames = self.frames
         // The first chunk (often the role alone) is held back until a second one is ready, so a provider that fails
         // right after opening its stream can still be failed over without the client seeing anything.
-        let pending = NIOLockedValueBox<[String]>([])
+        // A provider streaming in the client's own API (`passthrough`) has its events relayed as they came; the
+        // canonical payloads then serve only the usage and the observer.
+        let passthrough = opened.passthrough
+        let pending = NIOLockedValueBox<(payloads: [String], events: [ServerSentEvent])>(([], []))
         let price = opened.model.price
-        let hand: @Sendable ([String], Bool) async -> Void = { raw, final in
+        let write: @Sendable ([String], [ServerSentEvent]) -> ByteBuffer = { payloads, events in
+            frames.withLockedValue { passthrough ? $0.nativeFrames(events) : $0.frames(payloads) }
+        }
+        let hand: @Sendable ([String], [ServerSentEvent], Bool) async -> Void = { raw, events, final in
             let payloads = Self.addingCost(to: raw, price: price)
             if started.load(ordering: .relaxed) {
-                if !payloads.isEmpty {
-                    observe?(payloads)
-                    await output.send(frames.withLockedValue { $0.frames(payloads) })
+                if !payloads.isEmpty || (passthrough && !events.isEmpty) {
+                    if !payloads.isEmpty { observe?(payloads) }
+                    await output.send(write(payloads, events))
                 }
                 return
             }
-            let held = pending.withLockedValue { held -> [String] in
-                held += payloads
-                return held.count >= 2 || (final && !held.isEmpty) ? held : []
+            let held = pending.withLockedValue { held -> (payloads: [String], events: [ServerSentEvent])? in
+                held.payloads += payloads
+                if passthrough { held.events += events }
+                return held.payloads.count >= 2 || (final && !(held.payloads.isEmpty && held.events.isEmpty)) ? held : nil
             }
-            guard !held.isEmpty else { return }
+            guard let held else { return }
             started.store(true, ordering: .relaxed)
             onFirstPayload()
-            observe?(held)
-            await output.send(frames.withLockedValue { $0.frames(held) })
+            if !held.payloads.isEmpty { observe?(held.payloads) }
+            await output.send(write(held.payloads, held.events))
         }
         let reader = Task(executorPreference: TaskPlacement.preferredExecutor) {
             var translator = opened.adapter.makeStreamTranslator(model: requestedModel, includeUsage: includeUsage)
@@ -70,13 +77,15 @@ struct StreamRelay<Frames: StreamFrameEncoder>: Sendable {
             for try await chunk in opened.response.body {
                 lastRead.store(StreamClock.nowNanoseconds(), ordering: .relaxed)
                 var payloads: [String] = []
-                for event in try parser.feed(chunk.readableBytesView) { payloads += try translator.consume(event) }
-                await hand(payloads, false)
+                let events = try parser.feed(chunk.readableBytesView)
+                for event in events { payloads += try translator.consume(event) }
+                await hand(payloads, events, false)
             }
             var payloads: [String] = []
-            for event in parser.finish() { payloads += try translator.consume(event) }
+            let events = parser.finish()
+            for event in events { payloads += try translator.consume(event) }
             payloads += try translator.finish()
-            await hand(payloads, true)
+            await hand(payloads, events, true)
             return translator.usage
         }
         let watchdog = StreamWatchdog(

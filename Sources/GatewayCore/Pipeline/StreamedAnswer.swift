@@ -30,6 +30,9 @@ struct StreamedAnswer<Dialect: ClientDialect>: Sendable {
         // What a stream cut short is charged: the payloads the client got, about one token each.
         let relayed = ManagedAtomic(0)
         let servedModel = NIOLockedValueBox<ResolvedModel?>(nil)
+        // A stream relayed in the client's own API (thinking signatures and all) is not cached: a replay from the
+        // canonical chunks would lose what the client must send back.
+        let servedNatively = ManagedAtomic(false)
         configured.observe = { @Sendable payloads in
             relayed.wrappingIncrement(by: payloads.count, ordering: .relaxed)
             assembler?.withLockedValue { collected in
@@ -60,6 +63,7 @@ struct StreamedAnswer<Dialect: ClientDialect>: Sendable {
                             fields.served(by: opened.model, original: attempt.original, attempts: attempt.attempt)
                         }
                         servedModel.withLockedValue { $0 = opened.model }
+                        servedNatively.store(opened.passthrough, ordering: .relaxed)
                         var headers = baseHeaders
                         headers.append(contentsOf: AnswerHeaders.routing(model: opened.model, original: attempt.original, attempts: attempt.attempt))
                         AnswerHeaders.stream(into: &headers)
@@ -83,7 +87,7 @@ struct StreamedAnswer<Dialect: ClientDialect>: Sendable {
                 let cost = usage.flatMap { usage in served.model.price.map { usage.cost(at: $0) } }
                 finalCost.withLockedValue { $0 = cost }
                 var completion: CachedAnswer?
-                if let assembler, var assembled = assembler.withLockedValue({ $0.completion() }) {
+                if let assembler, !servedNatively.load(ordering: .relaxed), var assembled = assembler.withLockedValue({ $0.completion() }) {
                     if let usage { assembled["usage"] = usage.json }
                     completion = CachedAnswer(
                         completion: assembled, provider: served.model.provider.name, upstreamModel: served.model.upstream, costUSD: cost)

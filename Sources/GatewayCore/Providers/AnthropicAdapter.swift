@@ -48,6 +48,25 @@ public struct AnthropicAdapter: ProviderAdapter {
         return UpstreamRequest(path: "/v1/messages", headers: headers, body: .object(body))
     }
 
+    public var nativeDialect: NativeDialect? { .anthropicMessages }
+
+    /// The client's Messages body as sent, with the deployment's model; the client's `anthropic-version` and
+    /// `anthropic-beta` replace the provider's, the provider's key and headers are added.
+    public func makePassthroughRequest(_ native: NativeRequest, upstreamModel: String, provider: ProviderConfig) throws(GatewayError)
+        -> UpstreamRequest
+    {
+        let body = try native.body(withModel: upstreamModel)
+        var headers: [(name: String, value: String)] = [("content-type", "application/json")]
+        let forwarded = Set(native.forwardedHeaders.map { $0.name.lowercased() })
+        if !forwarded.contains("anthropic-version") { headers.append(("anthropic-version", provider.anthropicVersion)) }
+        headers += native.forwardedHeaders
+        if let key = provider.apiKey, !key.isEmpty { headers.append(("x-api-key", key)) }
+        for (name, value) in provider.headers.sorted(by: { $0.key < $1.key }) where !forwarded.contains(name.lowercased()) {
+            headers.append((name, value))
+        }
+        return UpstreamRequest(path: native.path, headers: headers, rawBody: body)
+    }
+
     public func translateResponse(_ body: JSON, model: String) throws(GatewayError) -> ChatCompletion {
         try AnthropicResponse.translate(body, model: model)
     }

@@ -20,6 +20,8 @@ public struct ChatRequest: Sendable {
     public var stream: Bool
     /// `stream_options.include_usage`.
     public var includeUsage: Bool
+    /// The client's own body, when it came in another API than Chat Completions (`NativeRequest`).
+    public var native: NativeRequest?
 
     /// Roles OpenAI accepts in `messages`.
     public static let roles: Set<String> = ["system", "developer", "user", "assistant", "tool", "function"]

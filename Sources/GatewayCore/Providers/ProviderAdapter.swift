@@ -6,11 +6,21 @@ public struct UpstreamRequest: Sendable {
     public var headers: [(name: String, value: String)]
     /// The JSON body.
     public var body: JSON
+    /// The body's bytes as the client sent them (`NativeRequest`), sent instead of `body` when set.
+    public var rawBody: [UInt8]?
 
     public init(path: String, headers: [(name: String, value: String)], body: JSON) {
         self.path = path
         self.headers = headers
         self.body = body
+    }
+
+    /// A request whose body goes out as `rawBody`, byte for byte.
+    public init(path: String, headers: [(name: String, value: String)], rawBody: [UInt8]) {
+        self.path = path
+        self.headers = headers
+        self.body = .null
+        self.rawBody = rawBody
     }
 
     /// The value of the first header called `name` (case-insensitive).
@@ -28,6 +38,9 @@ public struct ChatCompletion: Sendable {
     /// The provider's body as it came (without surrounding whitespace), when `body` is that body untouched:
     /// the answer then goes out as the provider wrote it, not written again from `body`.
     public var text: [UInt8]?
+    /// The provider's body as it came, when it answered in the client's own API (`NativeRequest`): the answer goes
+    /// to the client as it is, `body` serving the cache, the record and the price.
+    public var native: [UInt8]?
 
     public init(body: JSON, usage: Usage?, text: [UInt8]? = nil) {
         self.body = body
@@ -65,10 +78,25 @@ public protocol ProviderAdapter: Sendable {
     /// Whether `translateResponse` returns the provider's body untouched, so its text can go to the client as it
     /// came (`ChatCompletion.text`).
     var passesAnswersThrough: Bool { get }
+
+    /// The client API this provider speaks natively; a request in it goes through as the client sent it.
+    var nativeDialect: NativeDialect? { get }
+
+    /// The request for `native`, a body in `nativeDialect`: the body as sent, with `upstreamModel`.
+    func makePassthroughRequest(_ native: NativeRequest, upstreamModel: String, provider: ProviderConfig) throws(GatewayError)
+        -> UpstreamRequest
 }
 
 extension ProviderAdapter {
     public var passesAnswersThrough: Bool { false }
+
+    public var nativeDialect: NativeDialect? { nil }
+
+    public func makePassthroughRequest(_ native: NativeRequest, upstreamModel: String, provider: ProviderConfig) throws(GatewayError)
+        -> UpstreamRequest
+    {
+        throw .invalidRequest("Provider '\(provider.name)' does not speak this API natively.")
+    }
 }
 
 /// Turns one provider's streamed events into OpenAI `chat.completion.chunk` payloads.

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// One server-sent event: its `event:` name (nil when unnamed) and its joined `data:` lines.
 public struct ServerSentEvent: Sendable, Equatable {
     public var event: String?
@@ -6,6 +8,21 @@ public struct ServerSentEvent: Sendable, Equatable {
     public init(event: String? = nil, data: String) {
         self.event = event
         self.data = data
+    }
+
+    /// Writes the event as `event: <name>` and one `data:` line per line of `data`, then the blank line.
+    public func write(to buffer: inout ByteBuffer) {
+        if let event {
+            buffer.writeString("event: ")
+            buffer.writeString(event)
+            buffer.writeString("\n")
+        }
+        for line in data.split(separator: "\n", omittingEmptySubsequences: false) {
+            buffer.writeString("data: ")
+            buffer.writeSubstring(line)
+            buffer.writeString("\n")
+        }
+        buffer.writeString("\n")
     }
 }
 

@@ -94,7 +94,7 @@ public final class UpstreamClients: Sendable {
         _ request: UpstreamRequest, to provider: ProviderConfig, headDeadline: ContinuousClock.Instant,
         bodyDeadline: ContinuousClock.Instant? = nil, logger: Logger
     ) async throws -> UpstreamResponse {
-        let body = ByteBuffer(bytes: request.body.bytes())
+        let body = ByteBuffer(bytes: request.rawBody ?? request.body.bytes())
         let now = (clock: ContinuousClock.now, loop: NIODeadline.now())
         let deadline = now.loop + TimeAmount(now.clock.duration(to: headDeadline))
         switch client(for: provider) {

@@ -16,7 +16,15 @@ public protocol UpstreamOperation: Sendable {
 extension ChatRequest: UpstreamOperation {
     public var streams: Bool { stream }
 
+    /// The client's own body to a provider that speaks the client's API; the canonical request translated to any
+    /// other, unless it lost something on the way (`NativeRequest.untranslatable`).
     public func makeRequest(adapter: any ProviderAdapter, upstreamModel: String, provider: ProviderConfig) throws(GatewayError) -> UpstreamRequest {
-        try adapter.makeRequest(self, upstreamModel: upstreamModel, provider: provider)
+        if let native {
+            if adapter.nativeDialect == native.dialect {
+                return try adapter.makePassthroughRequest(native, upstreamModel: upstreamModel, provider: provider)
+            }
+            if let refusal = native.refusal(by: provider) { throw refusal }
+        }
+        return try adapter.makeRequest(self, upstreamModel: upstreamModel, provider: provider)
     }
 }

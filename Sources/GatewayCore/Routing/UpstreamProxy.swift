@@ -13,6 +13,8 @@ public struct OpenedUpstream: Sendable {
     public var response: UpstreamResponse
     /// When the whole request must be done.
     public var deadline: ContinuousClock.Instant
+    /// Whether the request went out as the client sent it (`NativeRequest`): the answer is in the client's API.
+    public var passthrough = false
 }
 
 /// Sends an operation's requests to providers and maps every failure to a `GatewayError` fit for the client.
@@ -60,7 +62,7 @@ public struct UpstreamProxy: Sendable {
         guard (200..<300).contains(Int(response.status.code)) else {
             throw await Self.statusFailure(response, provider: provider, adapter: adapter)
         }
-        return OpenedUpstream(model: model, adapter: adapter, response: response, deadline: deadline)
+        return OpenedUpstream(model: model, adapter: adapter, response: response, deadline: deadline, passthrough: upstream.rawBody != nil)
     }
 
     /// Reads a non-streamed answer's whole body within the request's deadline, as JSON, with its text.
@@ -92,6 +94,7 @@ public struct UpstreamProxy: Sendable {
         let (json, body) = try await self.body(of: opened)
         var completion = try opened.adapter.translateResponse(json, model: requestedModel)
         if opened.adapter.passesAnswersThrough { completion.text = JSON.trimmingWhitespace(body.readableBytesView) }
+        if opened.passthrough { completion.native = JSON.trimmingWhitespace(body.readableBytesView) }
         return completion
     }
 

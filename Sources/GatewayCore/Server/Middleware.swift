@@ -10,6 +10,8 @@ extension HTTPField.Name {
     static let servedModel = HTTPField.Name("X-Model")!
     static let latency = HTTPField.Name("X-Latency-Ms")!
     static let cost = HTTPField.Name("X-Cost-USD")!
+    /// `count_tokens`: `provider` (the provider's count) or `estimate` (the gateway's).
+    static let tokenCount = HTTPField.Name("X-Token-Count")!
     static let trailer = HTTPField.Name("Trailer")!
 }
 
@@ -218,14 +220,19 @@ public struct AuthMiddleware: RouterMiddleware {
     public func handle(
         _ request: Request, context: GatewayRequestContext, next: (Request, GatewayRequestContext) async throws -> Response
     ) async throws -> Response {
-        guard let header = request.headers[.authorization] else {
+        let secret: String
+        if let header = request.headers[.authorization] {
+            guard let space = header.utf8.firstIndex(of: UInt8(ascii: " ")), Self.isBearer(header.utf8[..<space]) else {
+                throw GatewayError.unauthorized("The Authorization header must be 'Bearer <gateway key>'.")
+            }
+            secret = header[header.index(after: space)...].trimmingWhitespace()
+        } else if let header = request.headers[Self.apiKeyHeader] {
+            // Anthropic's SDKs send their key in `x-api-key`.
+            secret = Substring(header).trimmingWhitespace()
+        } else {
             throw GatewayError.unauthorized(
-                "You didn't provide an API key. Send your gateway key in the Authorization header as 'Bearer gw_...'.")
+                "You didn't provide an API key. Send your gateway key in the Authorization header as 'Bearer gw_...' (or in x-api-key).")
         }
-        guard let space = header.utf8.firstIndex(of: UInt8(ascii: " ")), Self.isBearer(header.utf8[..<space]) else {
-            throw GatewayError.unauthorized("The Authorization header must be 'Bearer <gateway key>'.")
-        }
-        let secret = header[header.index(after: space)...].trimmingWhitespace()
         guard let snapshot = context.snapshot, let key = snapshot.key(forSecret: secret) else {
             throw GatewayError.unauthorized("Incorrect API key provided. Use a gateway key listed (by its sha256) under 'keys:' in gateway.yaml.")
         }
@@ -235,6 +242,8 @@ public struct AuthMiddleware: RouterMiddleware {
         context.outcome?.update { $0.keyName = key.name }
         return try await next(request, context)
     }
+
+    static let apiKeyHeader = HTTPField.Name("x-api-key")!
 
     /// Whether `scheme` is `Bearer` in any case, compared on its bytes.
     static func isBearer(_ scheme: Substring.UTF8View) -> Bool {

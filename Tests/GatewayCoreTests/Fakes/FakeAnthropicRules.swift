@@ -3,6 +3,10 @@
 /// What a fake Anthropic Messages API accepts and answers: it refuses what the real API refuses,
 /// with the real status and error type, and answers accepted requests deterministically.
 ///
+/// `thinking` (enabled, a budget of 1,024 or more below `max_tokens`) adds a thinking block signed with
+/// `signature(of:)`; an earlier turn's thinking block whose signature is not that is refused, as the real API
+/// refuses a block changed on its way back. `POST /v1/messages/count_tokens` answers `input_tokens`.
+///
 /// Models with special behaviour: `status-NNN` answers that status; `stream-truncate` stops a stream
 /// after the first text delta; `stream-error` sends an `overloaded_error` event after `message_start`.
 enum FakeAnthropicRules {
@@ -18,7 +22,7 @@ enum FakeAnthropicRules {
         -> (status: Int, body: JSON)?
     {
         let route = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
-        guard method == "POST", route == "/v1/messages" else { return failure(404, "Not found") }
+        guard method == "POST", route == "/v1/messages" || route == countTokensPath else { return failure(404, "Not found") }
         guard let key = headers["x-api-key"], !key.isEmpty else {
             return failure(401, "x-api-key header is required")
         }
@@ -29,13 +33,25 @@ enum FakeAnthropicRules {
         guard let request = try? JSON.parse(body) else {
             return failure(400, "There was an issue with your request body. It must be valid JSON.")
         }
-        if let problem = problem(in: request) { return failure(400, problem) }
+        if let problem = problem(in: request, counting: route == countTokensPath) { return failure(400, problem) }
         if let model = request["model"]?.stringValue, model.hasPrefix("status-"),
             let status = Int(model.dropFirst("status-".count)), status >= 400
         {
             return failure(status, "Fake failure for model \(model).")
         }
         return nil
+    }
+
+    static let countTokensPath = "/v1/messages/count_tokens"
+
+    /// The count for an accepted `count_tokens` request.
+    static func tokenCount(for request: JSON) -> JSON {
+        ["input_tokens": .int(Int64(Answer(request).inputTokens))]
+    }
+
+    /// The signature the fake gives a thinking text, and checks when the block comes back.
+    static func signature(of thinking: String) -> String {
+        "sig-" + KeyHash.sha256Hex(thinking)
     }
 
     /// A successful non-streamed answer for an accepted request.
@@ -67,28 +83,38 @@ enum FakeAnthropicRules {
             events.append(event("error", ["error": ["type": "overloaded_error", "message": "Overloaded"]]))
             return events
         }
+        var index: Int64 = 0
+        if let thinking = answer.thinking {
+            events.append(event("content_block_start", ["index": 0, "content_block": ["type": "thinking", "thinking": "", "signature": ""]]))
+            for piece in pieces(of: thinking) {
+                events.append(event("content_block_delta", ["index": 0, "delta": ["type": "thinking_delta", "thinking": .string(piece)]]))
+            }
+            events.append(event("content_block_delta", ["index": 0, "delta": ["type": "signature_delta", "signature": .string(signature(of: thinking))]]))
+            events.append(event("content_block_stop", ["index": 0]))
+            index = 1
+        }
         if let toolUse = answer.toolUse {
             events.append(
                 event(
                     "content_block_start",
                     [
-                        "index": 0,
+                        "index": .int(index),
                         "content_block": ["type": "tool_use", "id": toolUse["id"] ?? "", "name": toolUse["name"] ?? "", "input": [:]],
                     ]))
             events.append(event("ping", [:]))
             for fragment in ["", "{\"city\": ", "\"Paris\"}"] {
                 events.append(
-                    event("content_block_delta", ["index": 0, "delta": ["type": "input_json_delta", "partial_json": .string(fragment)]]))
+                    event("content_block_delta", ["index": .int(index), "delta": ["type": "input_json_delta", "partial_json": .string(fragment)]]))
             }
         } else {
-            events.append(event("content_block_start", ["index": 0, "content_block": ["type": "text", "text": ""]]))
+            events.append(event("content_block_start", ["index": .int(index), "content_block": ["type": "text", "text": ""]]))
             events.append(event("ping", [:]))
             for piece in pieces(of: answer.text) {
-                events.append(event("content_block_delta", ["index": 0, "delta": ["type": "text_delta", "text": .string(piece)]]))
+                events.append(event("content_block_delta", ["index": .int(index), "delta": ["type": "text_delta", "text": .string(piece)]]))
                 if model == "stream-truncate" { return events }
             }
         }
-        events.append(event("content_block_stop", ["index": 0]))
+        events.append(event("content_block_stop", ["index": .int(index)]))
         events.append(
             event(
                 "message_delta",
@@ -104,14 +130,15 @@ enum FakeAnthropicRules {
 
     /// The deterministic answer to one request.
     private struct Answer {
-        let blocks: [JSON]
+        var blocks: [JSON]
         let stopReason: String
         let inputTokens: Int
         let outputTokens: Int
         let messageID: String
 
-        var text: String { blocks.first?["text"]?.stringValue ?? "" }
+        var text: String { blocks.first { $0["type"] == "text" }?["text"]?.stringValue ?? "" }
         var toolUse: JSON? { blocks.first { $0["type"] == "tool_use" } }
+        var thinking: String? { blocks.first { $0["type"] == "thinking" }?["thinking"]?.stringValue }
 
         init(_ request: JSON) {
             let messages = request["messages"]?.arrayValue ?? []
@@ -129,6 +156,11 @@ enum FakeAnthropicRules {
                 blocks = [["type": "text", "text": .string(answer)]]
                 stopReason = "end_turn"
                 outputTokens = answer.split(separator: " ").count
+            }
+            if request["thinking"]?["type"] == "enabled" {
+                let last = messages.last { $0["role"] == "user" }
+                let thinking = "Thinking about: " + FakeAnthropicRules.text(of: last?["content"])
+                blocks.insert(["type": "thinking", "thinking": .string(thinking), "signature": .string(FakeAnthropicRules.signature(of: thinking))], at: 0)
             }
             messageID = "msg_fake\(inputTokens)x\(outputTokens)"
         }
@@ -202,12 +234,25 @@ enum FakeAnthropicRules {
     // MARK: - Validation
 
     /// The message of the 400 the real API would answer, or nil.
-    static func problem(in request: JSON) -> String? {
+    static func problem(in request: JSON, counting: Bool = false) -> String? {
         guard let body = request.objectValue else { return "Request body must be a JSON object." }
         for key in body.keys.sorted() where !knownFields.contains(key) { return "\(key): Extra inputs are not permitted" }
         guard body["model"]?.stringValue?.isEmpty == false else { return "model: Field required" }
-        guard let maxTokens = body["max_tokens"] else { return "max_tokens: Field required" }
-        guard let limit = maxTokens.intValue, limit >= 1 else { return "max_tokens: must be an integer of at least 1" }
+        if counting, body["max_tokens"] != nil || body["stream"] != nil { return "max_tokens: Extra inputs are not permitted" }
+        let limit: Int
+        if counting {
+            limit = Int.max
+        } else {
+            guard let maxTokens = body["max_tokens"] else { return "max_tokens: Field required" }
+            guard let value = maxTokens.intValue, value >= 1 else { return "max_tokens: must be an integer of at least 1" }
+            limit = value
+        }
+        if let thinking = body["thinking"], thinking["type"] == "enabled" {
+            guard let budget = thinking["budget_tokens"]?.intValue, budget >= 1024 else {
+                return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+            }
+            if budget >= limit { return "`max_tokens` must be greater than `thinking.budget_tokens`" }
+        }
         guard let messages = body["messages"]?.arrayValue else { return "messages: Field required" }
         if messages.isEmpty { return "messages: at least one message is required" }
         if let problem = systemProblem(body["system"]) { return problem }
@@ -340,7 +385,12 @@ enum FakeAnthropicRules {
                 guard let id = block["tool_use_id"]?.stringValue, toolUses.contains(id) else {
                     return "\(param): unexpected `tool_use_id` found in `tool_result` blocks: \(block["tool_use_id"]?.stringValue ?? "null"). Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
                 }
-            case "thinking", "redacted_thinking", "document":
+            case "thinking":
+                guard let thinking = block["thinking"]?.stringValue, block["signature"]?.stringValue == signature(of: thinking) else {
+                    return "\(param): Invalid `signature` in `thinking` block"
+                }
+                seenOtherBlock = true
+            case "redacted_thinking", "document":
                 seenOtherBlock = true
             default:
                 return "\(param).type: Input tag '\(block["type"]?.stringValue ?? "null")' is not a valid content block type"

@@ -18,6 +18,8 @@ final class FakeUpstream: Sendable {
         var path: String
         var headers: [String: String]
         var body: JSON?
+        /// The body's bytes as they arrived.
+        var raw: [UInt8] = []
     }
 
     let kind: Kind
@@ -64,7 +66,7 @@ final class FakeUpstream: Sendable {
         for field in request.headers { headers[field.name.canonicalName.lowercased()] = field.value }
         let path = request.uri.description
         let json = try? JSON.parse(body)
-        recorded.withLockedValue { $0.append(Recorded(path: path, headers: headers, body: json)) }
+        recorded.withLockedValue { $0.append(Recorded(path: path, headers: headers, body: json, raw: body)) }
 
         if let scripted = scriptedFailures.withLockedValue({ $0.isEmpty ? nil : $0.removeFirst() }) {
             var response = Self.json(["error": ["message": .string("Scripted failure \(scripted.status)"), "type": "server_error", "code": .int(Int64(scripted.status))]], status: scripted.status)
@@ -81,6 +83,7 @@ final class FakeUpstream: Sendable {
         }
         if let rejection { return Self.json(rejection.body, status: rejection.status) }
         guard let json else { return Self.json(["error": "unreadable"], status: 400) }
+        if kind == .anthropic, path == FakeAnthropicRules.countTokensPath { return Self.json(FakeAnthropicRules.tokenCount(for: json)) }
 
         let model: String
         let stream: Bool

@@ -158,9 +158,10 @@ struct GatewayHarness: Sendable {
         try await post(path, body: json.serialized(), key: key, headers: extra)
     }
 
-    func get(_ path: String, key: String? = GatewayHarness.clientKey) async throws -> Reply {
+    func get(_ path: String, key: String? = GatewayHarness.clientKey, headers extra: [String: String] = [:]) async throws -> Reply {
         var request = HTTPClientRequest(url: baseURL + path)
         if let key { request.headers.add(name: "authorization", value: "Bearer \(key)") }
+        for (name, value) in extra { request.headers.add(name: name, value: value) }
         return try await send(request)
     }
 
