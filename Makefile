@@ -33,10 +33,11 @@ run: deps
 	$(SWIFT) build
 	.build/debug/llm-gateway serve --config $(CONFIG)
 
-# Python's official openai SDK drives the gateway in one of the end-to-end tests; aiosmtpd is the SMTP relay the
+# Python's official openai and anthropic SDKs drive the gateway in end-to-end tests; aiosmtpd is the SMTP relay the
 # email notifications are delivered to (Tests/smtp/smtp_sink.py).
 test-deps:
 	@python3 -c 'import openai' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check openai
+	@python3 -c 'import anthropic' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check anthropic
 	@python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
 
 # The suite's output is kept in .build/test.log; on failure, the failed expectations are repeated at the end.

@@ -112,7 +112,7 @@ struct AdminTests {
             #expect(try await api.post(json: Self.ask("admin")).header("X-Cache-Hit") == "miss")
 
             let metrics = try await AdminClient(socketPath: daemon.adminSocket).call(.get, "/metrics")
-            #expect(metrics.body.contains(#"llm_gateway_requests_total{model="gpt-4o-mini",provider="openai",status="200"} 3"#))
+            #expect(metrics.body.contains(#"llm_gateway_requests_total{model="gpt-4o-mini",provider="openai",status="200",route="/v1/chat/completions"} 3"#))
 
             let config = try await AdminClient(socketPath: daemon.adminSocket).call(.get, "/config")
             #expect(config.status == 200)
@@ -477,9 +477,9 @@ struct MetricsTests {
                 samples.first { $0.name == name && $0.labels == labels }?.value
             }
             // Three answers: the tiny key's (its own cache namespace), then a miss and a hit for the test key.
-            #expect(value("llm_gateway_requests_total", ["model": "gpt-4o-mini", "provider": "openai", "status": "200"]) == 3)
-            #expect(value("llm_gateway_requests_total", ["model": "chain", "provider": "anthropic", "status": "200"]) == 1)
-            #expect(value("llm_gateway_requests_total", ["model": "", "provider": "", "status": "404"]) == 1)
+            #expect(value("llm_gateway_requests_total", ["model": "gpt-4o-mini", "provider": "openai", "status": "200", "route": "/v1/chat/completions"]) == 3)
+            #expect(value("llm_gateway_requests_total", ["model": "chain", "provider": "anthropic", "status": "200", "route": "/v1/chat/completions"]) == 1)
+            #expect(value("llm_gateway_requests_total", ["model": "", "provider": "", "status": "404", "route": "/v1/chat/completions"]) == 1)
             #expect(value("llm_gateway_cache_lookups_total", ["result": "hit"]) == 1)
             #expect(value("llm_gateway_cache_lookups_total", ["result": "miss"]) == 4)
             #expect(value("llm_gateway_rate_limited_total", ["key": "tiny"]) == 1)

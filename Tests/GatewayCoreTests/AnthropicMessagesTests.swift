@@ -105,8 +105,36 @@ struct AnthropicMessagesTests {
             let expected = try FakeAnthropicRules.streamEvents(for: sent).map { try JSON.parse(Array($0.data.utf8)) }
             #expect(events.map(\.json) == expected, "every event as the provider sent it")
             let record = try #require(try await gateway.records.waitFor(1).first)
+            #expect(record.endpoint == "/v1/messages")
             #expect((record.completionTokens ?? 0) > 0)
             #expect((record.costUSD ?? 0) > 0)
+        }
+    }
+
+    @Test(arguments: [false, true])
+    func spendOnMessagesCountsAgainstABudgetThatThenRefusesInAnthropicsEnvelope(stream: Bool) async throws {
+        try await GatewayHarness.with(configure: { config in
+            Self.configure(&config)
+            // At $3 / $15 a million tokens an answer costs about $0.0001, and 20 output tokens hold about $0.0003
+            // until it is settled: a hard cap of $0.0005 admits two.
+            config.budgets = [BudgetTests.budget("team", limit: 0.0005)]
+        }) { gateway in
+            var statuses: [Int] = []
+            var last: GatewayHarness.Reply?
+            for index in 0..<6 {
+                let reply = try await gateway.post(
+                    "/v1/messages", json: Self.ask("spend \(index) on claude", model: "claude-sonnet-4-5-20250929", stream: stream, extra: ["max_tokens": 20]), headers: Self.headers)
+                statuses.append(reply.status)
+                last = reply
+            }
+            #expect(statuses.prefix(1) == [200])
+            #expect(statuses.last == 429, "spend through /v1/messages reached the budget: \(statuses)")
+            #expect(last?.json?["type"] == "error")
+            #expect(last?.json?["error"]?["type"] == "rate_limit_error")
+            let records = try await gateway.records.waitFor(6)
+            let spent = records.compactMap(\.costUSD).reduce(0, +)
+            #expect(records.filter { $0.statusCode == 200 }.allSatisfy { ($0.costUSD ?? 0) > 0 }, "every answer was priced")
+            #expect(spent > 0 && spent <= 0.0005, "the hard cap held: \(spent)")
         }
     }
 

@@ -1,8 +1,8 @@
 import Testing
 @testable import GatewayCore
 
-/// The official `openai` Python SDK against the running gateway, for all three providers.
-@Suite("OpenAI Python SDK", .timeLimit(.minutes(2)))
+/// The official `openai` and `anthropic` Python SDKs against the running gateway, for all three providers.
+@Suite("Official Python SDKs", .timeLimit(.minutes(2)))
 struct SDKCompatibilityTests {
     @Test func officialPythonSDKWorksUnchanged() async throws {
         let script = ProcessRunner.packageRoot.appendingPathComponent("Tests/sdk/openai_sdk_check.py").path
@@ -23,6 +23,18 @@ struct SDKCompatibilityTests {
                 environment: ["GATEWAY_URL": gateway.baseURL, "GATEWAY_KEY": GatewayHarness.clientKey])
             #expect(result.status == 0, "python SDK embeddings check failed:\n\(result.stdout)\n\(result.stderr)")
             #expect(result.stdout.contains("sdk embeddings checks passed"))
+        }
+    }
+
+    @Test func officialAnthropicSDKWorksUnchangedOnEveryProvider() async throws {
+        let script = ProcessRunner.packageRoot.appendingPathComponent("Tests/sdk/anthropic_sdk_check.py").path
+        try await GatewayHarness.with(configure: AnthropicMessagesTests.configure) { gateway in
+            let result = try await ProcessRunner.run(
+                "/usr/bin/env",
+                ["python3", script, "claude-sonnet-4-5-20250929=anthropic", "claude-haiku-4-5-20251001=openai", "gemini-behind-messages=gemini"],
+                environment: ["GATEWAY_URL": gateway.baseURL, "GATEWAY_KEY": GatewayHarness.clientKey])
+            #expect(result.status == 0, "anthropic SDK check failed (is the anthropic package installed? `make test` installs it):\n\(result.stdout)\n\(result.stderr)")
+            #expect(result.stdout.contains("anthropic sdk checks passed"))
         }
     }
 }

@@ -58,6 +58,7 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
         var first: String
         var second: String = ""
         var third: String = ""
+        var fourth: String = ""
     }
 
     private enum Family: Hashable {
@@ -82,13 +83,18 @@ public final class GatewayMetrics: RequestRecordSink, Sendable {
 
     // MARK: - Recording
 
+    /// The API routes the `route` label names; any other path is `other`, so a client cannot add series.
+    static let routes: Set<String> = ["/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens", "/v1/embeddings", "/v1/responses", "/v1/models"]
+
     /// Counts one finished request.
     public func record(_ record: RequestRecord) {
         let model = record.provider == nil ? "" : record.model.map { isNamedModel($0) ? $0 : "other" } ?? ""
         let provider = record.provider ?? ""
         let status = String(record.statusCode)
-        cached(counters, SeriesKey(family: .requests, first: model, second: provider, third: status)) {
-            registry.makeCounter(descriptor: Self.requests, labels: [("model", model), ("provider", provider), ("status", status)])
+        let route = Self.routes.contains(record.endpoint) ? record.endpoint : "other"
+        cached(counters, SeriesKey(family: .requests, first: model, second: provider, third: status, fourth: route)) {
+            registry.makeCounter(
+                descriptor: Self.requests, labels: [("model", model), ("provider", provider), ("status", status), ("route", route)])
         }.increment()
         cached(histograms, SeriesKey(family: .duration, first: model, second: provider)) {
             registry.makeDurationHistogram(descriptor: Self.duration, labels: [("model", model), ("provider", provider)], buckets: Self.durationBuckets)
