@@ -293,6 +293,122 @@ struct AnthropicMessagesTests {
         }
     }
 
+    // MARK: - A Claude Code session
+
+    /// Claude Code's tools as it declares them: JSON Schema draft 7, no additional properties.
+    static let claudeCodeTools: [JSON] = ["Bash", "Read", "Edit", "TodoWrite"].map { name in
+        [
+            "name": .string(name), "description": .string("Claude Code's \(name) tool"),
+            "input_schema": [
+                "$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "additionalProperties": false,
+                "properties": ["command": ["type": "string"], "file_path": ["type": "string"]],
+            ],
+        ]
+    }
+
+    /// What Claude Code sends through `ANTHROPIC_BASE_URL` with `ANTHROPIC_AUTH_TOKEN`: `?beta=true` on the path,
+    /// its beta flags, a Bearer token, system blocks marked for the prompt cache, its tool set, thinking, streams.
+    static func claudeCodeSession(_ gateway: GatewayHarness, main: String, small: String) async throws -> [Event] {
+        let headers = [
+            "authorization": "Bearer \(GatewayHarness.clientKey)", "anthropic-version": "2023-06-01", "x-app": "cli",
+            "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14",
+        ]
+        let system: JSON = [
+            ["type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude."],
+            ["type": "text", "text": "Working directory: /work/project", "cache_control": ["type": "ephemeral"]],
+        ]
+        let thinking: JSON = ["type": "enabled", "budget_tokens": 1024]
+        let metadata: JSON = ["user_id": "user_0123abcd_account__session_4567"]
+        var turns: [JSON] = [["role": "user", "content": [["type": "text", "text": "list the files", "cache_control": ["type": "ephemeral"]]]]]
+
+        let counted = try await gateway.post(
+            "/v1/messages/count_tokens?beta=true",
+            json: ["model": .string(main), "system": system, "tools": .array(Self.claudeCodeTools), "messages": .array(turns)], key: nil, headers: headers)
+        #expect(counted.status == 200)
+        #expect((counted.json?["input_tokens"]?.intValue ?? 0) > 0)
+
+        // The small fast model names the conversation in the background.
+        let title = try await gateway.post(
+            "/v1/messages?beta=true",
+            json: ["model": .string(small), "max_tokens": 512, "system": [["type": "text", "text": "Summarize in five words."]], "messages": .array(turns), "metadata": metadata],
+            key: nil, headers: headers)
+        #expect(title.status == 200)
+        #expect(title.json?["content"]?.arrayValue?.first?["type"] == "text")
+
+        func turn() async throws -> (events: [Event], content: [JSON]) {
+            let body: JSON = [
+                "model": .string(main), "max_tokens": 32000, "stream": true, "system": system, "tools": .array(Self.claudeCodeTools),
+                "thinking": thinking, "metadata": metadata, "messages": .array(turns),
+            ]
+            let reply = try await gateway.post("/v1/messages?beta=true", json: body, key: nil, headers: headers)
+            #expect(reply.status == 200, "\(reply.body)")
+            let events = try Self.checkGrammar(reply.body)
+            return (events, Self.assemble(events))
+        }
+        let first = try await turn()
+        let use = try #require(first.content.first { $0["type"] == "tool_use" }, "the first turn calls a tool")
+        #expect(use["name"] == "Bash")
+        #expect(use["input"]?.objectValue?.isEmpty == false, "the tool's input arrived whole, never {}")
+        turns.append(["role": "assistant", "content": .array(first.content)])
+        turns.append(["role": "user", "content": [["type": "tool_result", "tool_use_id": use["id"] ?? "", "content": "README.md\nPackage.swift"]]])
+        let second = try await turn()
+        #expect(second.content.contains { $0["type"] == "text" }, "the answer after the tool result is text")
+        return first.events + second.events
+    }
+
+    /// The message a stream's events build, as the Anthropic SDKs assemble it.
+    static func assemble(_ events: [Event]) -> [JSON] {
+        var blocks: [JSON] = []
+        var partial: [Int: String] = [:]
+        for event in events {
+            let index = Int(event.json["index"]?.intValue ?? 0)
+            switch event.name {
+            case "content_block_start": blocks.append(event.json["content_block"] ?? [:])
+            case "content_block_delta":
+                let delta = event.json["delta"] ?? [:]
+                switch delta["type"]?.stringValue {
+                case "text_delta": blocks[index]["text"] = .string((blocks[index]["text"]?.stringValue ?? "") + (delta["text"]?.stringValue ?? ""))
+                case "thinking_delta": blocks[index]["thinking"] = .string((blocks[index]["thinking"]?.stringValue ?? "") + (delta["thinking"]?.stringValue ?? ""))
+                case "signature_delta": blocks[index]["signature"] = delta["signature"] ?? ""
+                case "input_json_delta": partial[index, default: ""] += delta["partial_json"]?.stringValue ?? ""
+                default: break
+                }
+            case "content_block_stop":
+                if let json = partial[index] { blocks[index]["input"] = (try? JSON.parse(Array(json.utf8))) ?? [:] }
+            default: break
+            }
+        }
+        return blocks
+    }
+
+    @Test func aClaudeCodeSessionWorksOnAnthropicWithThinkingSignedAcrossTurns() async throws {
+        try await GatewayHarness.with(configure: Self.configure) { gateway in
+            let events = try await Self.claudeCodeSession(gateway, main: "claude-sonnet-4-5-20250929", small: "claude-haiku-4-5-20251001")
+            #expect(events.contains { $0.json["delta"]?["type"] == "signature_delta" })
+            let sent = gateway.anthropic.requests.filter { $0.path == "/v1/messages" }
+            #expect(sent.count == 2)
+            #expect(sent.allSatisfy { $0.headers["anthropic-beta"]?.contains("claude-code-20250219") == true })
+            #expect(gateway.anthropic.requests.contains { $0.path == "/v1/messages/count_tokens" })
+            // The background call went to OpenAI, translated.
+            #expect(gateway.openai.requests.count == 1)
+        }
+    }
+
+    @Test func aClaudeCodeSessionWorksWhenAnotherProviderServesTheMainModel() async throws {
+        try await GatewayHarness.with(configure: { config in
+            Self.configure(&config)
+            config.models["claude-sonnet-4-5-20250929"] = ModelConfig(
+                name: "claude-sonnet-4-5-20250929", provider: "openai", upstream: "o4-mini", price: Self.price)
+        }) { gateway in
+            let events = try await Self.claudeCodeSession(gateway, main: "claude-sonnet-4-5-20250929", small: "claude-haiku-4-5-20251001")
+            #expect(!events.contains { $0.json["delta"]?["type"] == "thinking_delta" })
+            #expect(gateway.anthropic.requests.isEmpty)
+            let sent = try #require(gateway.openai.requests.last?.body)
+            #expect(sent["reasoning_effort"] == "low")
+            #expect(sent["messages"]?.arrayValue?.contains { $0["role"] == "tool" } == true)
+        }
+    }
+
     // MARK: - Anthropic's stream grammar
 
     struct Event {
