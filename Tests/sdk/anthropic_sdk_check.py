@@ -10,23 +10,15 @@ import sys
 
 import anthropic
 
+from sdk_checks import WEATHER_PARAMETERS, check
+
 URL, KEY = os.environ["GATEWAY_URL"], os.environ["GATEWAY_KEY"]
 # The SDK's x-api-key, and Claude Code's ANTHROPIC_AUTH_TOKEN (Authorization: Bearer).
 by_key = anthropic.Anthropic(base_url=URL, api_key=KEY, max_retries=0)
 by_token = anthropic.Anthropic(base_url=URL, auth_token=KEY, api_key=None, max_retries=0)
 
-TOOLS = [{
-    "name": "get_weather",
-    "description": "Current weather in a city",
-    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-}]
+TOOLS = [{"name": "get_weather", "description": "Current weather in a city", "input_schema": WEATHER_PARAMETERS}]
 SYSTEM = [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}}]
-
-
-def check(condition, message):
-    if not condition:
-        print("FAIL: " + message)
-        sys.exit(1)
 
 
 def run(model, provider):

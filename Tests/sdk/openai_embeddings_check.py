@@ -10,13 +10,9 @@ import sys
 
 import openai
 
+from sdk_checks import check
+
 client = openai.OpenAI(base_url=os.environ["GATEWAY_URL"] + "/v1", api_key=os.environ["GATEWAY_KEY"], max_retries=0)
-
-
-def check(condition, message):
-    if not condition:
-        print("FAIL: " + message)
-        sys.exit(1)
 
 
 def run(model, provider):

@@ -98,9 +98,11 @@ public final class Gateway: Sendable {
         // Each API route's errors, 401s from the key check included, go out in its own dialect's envelope.
         let openAIChat = OpenAIChatDialect()
         let anthropicMessages = AnthropicMessagesDialect()
+        let openAIResponses = OpenAIResponsesDialect()
         router.add(
             middleware: ErrorEnvelopeMiddleware(dialects: [
                 "/v1/chat/completions": openAIChat, "/v1/messages": anthropicMessages, "/v1/messages/count_tokens": anthropicMessages,
+                "/v1/responses": openAIResponses,
             ]))
         let health = HealthRoutes(readiness: readiness)
         router.get("healthz", use: health.healthz)
@@ -119,6 +121,7 @@ public final class Gateway: Sendable {
         let chat = ChatPipeline(dialect: openAIChat, chain: chain, stores: stores, sink: records, metrics: metrics)
         let messages = ChatPipeline(dialect: anthropicMessages, chain: chain, stores: stores, sink: records, metrics: metrics, route: "/v1/messages")
         let countTokens = CountTokensRoute(chain: chain)
+        let responses = ChatPipeline(dialect: openAIResponses, chain: chain, stores: stores, sink: records, metrics: metrics, route: "/v1/responses")
         let embeddings = EmbeddingsPipeline(chain: chain, stores: stores, metrics: metrics)
         let models = ModelsRoute()
         let api = router.group("v1").add(middleware: AuthMiddleware())
@@ -126,6 +129,9 @@ public final class Gateway: Sendable {
         api.post("embeddings", use: embeddings.handle)
         api.post("messages", use: messages.handle)
         api.post("messages/count_tokens", use: countTokens.handle)
+        api.post("responses", use: responses.handle)
+        api.get("responses/{id}", use: OpenAIResponsesDialect.notKept)
+        api.delete("responses/{id}", use: OpenAIResponsesDialect.notKept)
         api.get("models", use: models.list)
         api.get("models/**", use: models.retrieve)
         return router

@@ -105,7 +105,9 @@ struct AnswerCache: Sendable {
     /// API's namespace (every byte of it may shape the answer, thinking blocks included, and the answer is replayed
     /// in that API).
     static func exactKey(for request: ChatRequest, namespace: String) -> String {
-        guard let native = request.native else { return CacheKey.make(for: request, namespace: namespace) }
+        guard let native = request.native else {
+            return CacheKey.make(for: request, namespace: request.responses == nil ? namespace : "responses|" + namespace)
+        }
         let body = (try? JSON.parse(native.body))?.objectValue ?? request.body
         return CacheKey.make(body: body, namespace: native.dialect.rawValue + "|" + native.path + "|" + namespace)
     }

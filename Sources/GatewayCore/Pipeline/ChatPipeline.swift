@@ -132,7 +132,7 @@ public struct ChatPipeline<Dialect: ClientDialect>: Sendable {
             let body = frames.frames(StreamReplay.payloads(for: hit.answer.completion, includeUsage: chat.includeUsage))
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
         }
-        return .json(text: dialect.encode(hit.answer, costUSD: 0, latencyMs: context.elapsedMilliseconds), headers: headers)
+        return .json(text: dialect.encode(hit.answer, for: chat, costUSD: 0, latencyMs: context.elapsedMilliseconds), headers: headers)
     }
 
     /// A complete answer: from the chain, or shared with an identical request already under way.
@@ -161,6 +161,6 @@ public struct ChatPipeline<Dialect: ClientDialect>: Sendable {
         await ledger.settle(.answered(shared, joined: joined))
         let latency = context.elapsedMilliseconds
         let cost = AnswerHeaders.answered(shared, joined: joined, latencyMs: latency, into: &headers)
-        return .json(text: dialect.encode(shared.answer, costUSD: cost, latencyMs: latency), headers: headers)
+        return .json(text: dialect.encode(shared.answer, for: chat, costUSD: cost, latencyMs: latency), headers: headers)
     }
 }

@@ -23,6 +23,9 @@ public protocol ClientDialect: Sendable {
     ///   - latencyMs: milliseconds since the request arrived.
     func encodeAnswer(_ completionText: [UInt8], costUSD: Double?, latencyMs: Int) -> ByteBuffer
 
+    /// The body of a complete answer to `request`, for a dialect whose answer echoes the request.
+    func encodeAnswer(_ completionText: [UInt8], for request: ChatRequest, costUSD: Double?, latencyMs: Int) -> ByteBuffer
+
     /// The encoder for one streamed answer.
     func makeFrameEncoder(for request: ChatRequest) -> Frames
 
@@ -37,10 +40,15 @@ public protocol ClientDialect: Sendable {
 extension ClientDialect {
     public func encodeNativeAnswer(_ native: [UInt8], costUSD: Double?, latencyMs: Int) -> ByteBuffer? { nil }
 
-    /// The body of `answer`: the provider's own when it answered in this API, else the canonical one encoded.
-    func encode(_ answer: CachedAnswer, costUSD: Double?, latencyMs: Int) -> ByteBuffer {
+    public func encodeAnswer(_ completionText: [UInt8], for request: ChatRequest, costUSD: Double?, latencyMs: Int) -> ByteBuffer {
+        encodeAnswer(completionText, costUSD: costUSD, latencyMs: latencyMs)
+    }
+
+    /// The body of `answer` to `request`: the provider's own when it answered in this API, else the canonical one
+    /// encoded.
+    func encode(_ answer: CachedAnswer, for request: ChatRequest, costUSD: Double?, latencyMs: Int) -> ByteBuffer {
         if let native = answer.native, let body = encodeNativeAnswer(native, costUSD: costUSD, latencyMs: latencyMs) { return body }
-        return encodeAnswer(answer.completionText, costUSD: costUSD, latencyMs: latencyMs)
+        return encodeAnswer(answer.completionText, for: request, costUSD: costUSD, latencyMs: latencyMs)
     }
 }
 

@@ -22,6 +22,8 @@ public struct ChatRequest: Sendable {
     public var includeUsage: Bool
     /// The client's own body, when it came in another API than Chat Completions (`NativeRequest`).
     public var native: NativeRequest?
+    /// For a Responses request (`OpenAIResponsesDialect`): its response id and what the response echoes.
+    public var responses: ResponsesContext?
 
     /// Roles OpenAI accepts in `messages`.
     public static let roles: Set<String> = ["system", "developer", "user", "assistant", "tool", "function"]

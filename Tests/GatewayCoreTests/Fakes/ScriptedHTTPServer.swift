@@ -28,6 +28,10 @@ final class ScriptedHTTPServer: Sendable {
         var closed = 0
         var received: [Received] = []
         var partsSent = 0
+        /// Parts sent before the server waits for `release()` (see `hold(after:)`).
+        var holdAfter: Int?
+        /// What `release()` runs: the rest of the held reply.
+        var parked: (@Sendable () -> Void)?
     }
 
     private let channel: any Channel
@@ -43,6 +47,21 @@ final class ScriptedHTTPServer: Sendable {
     var received: [Received] { state.withLockedValue { $0.received } }
     /// Parts of replies written so far.
     var partsSent: Int { state.withLockedValue { $0.partsSent } }
+
+    /// Makes the server stop after `count` parts have been sent, until `release()`.
+    func hold(after count: Int) {
+        state.withLockedValue { $0.holdAfter = count }
+    }
+
+    /// Sends the rest of a held reply.
+    func release() {
+        let parked = state.withLockedValue { state -> (@Sendable () -> Void)? in
+            state.holdAfter = nil
+            defer { state.parked = nil }
+            return state.parked
+        }
+        parked?()
+    }
 
     /// - Parameters:
     ///   - answerOnHead: answer as soon as a request's head is read, and stop reading the connection (like a
@@ -132,6 +151,14 @@ final class ScriptedHTTPServer: Sendable {
                 context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: part)), promise: nil)
                 send(parts.dropFirst(), pause: pause, close: close, context: context)
             }
+            let loop = context.eventLoop
+            let bound = NIOLoopBound(write, eventLoop: loop)
+            let held = state.withLockedValue { state -> Bool in
+                guard let limit = state.holdAfter, state.partsSent >= limit else { return false }
+                state.parked = { loop.execute { bound.value() } }
+                return true
+            }
+            if held { return }
             if pause == .zero {
                 write()
             } else {
