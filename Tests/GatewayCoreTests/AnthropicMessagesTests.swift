@@ -6,7 +6,7 @@ import Testing
 /// translation to the other providers both ways, streams checked against Anthropic's event grammar.
 @Suite("Anthropic Messages ingress")
 struct AnthropicMessagesTests {
-    static let price = Price(input: 3, output: 15)
+    static let price = Price(input: 3, output: 15, cachedInput: 0.3, cacheWrite: 3.75)
 
     /// Claude Code's dated model id on Anthropic, and the same API in front of OpenAI and Gemini.
     static func configure(_ config: inout GatewayConfig) {
@@ -56,9 +56,13 @@ struct AnthropicMessagesTests {
             #expect(answer["model"] == "claude-sonnet-4-5")
             #expect(reply.header("x-provider") == "anthropic")
             let cost = try #require(reply.header("x-cost-usd").flatMap(Double.init))
-            let input = Int(answer["usage"]?["input_tokens"]?.intValue ?? 0), output = Int(answer["usage"]?["output_tokens"]?.intValue ?? 0)
-            let expected = Usage(promptTokens: input, completionTokens: output).cost(at: Self.price)
-            #expect(abs(cost - expected) < 1e-9 && cost > 0)
+            let usage = try #require(answer["usage"])
+            let input = Double(usage["input_tokens"]?.intValue ?? 0), output = Double(usage["output_tokens"]?.intValue ?? 0)
+            let written = Double(usage["cache_creation_input_tokens"]?.intValue ?? 0)
+            #expect(written == 20, "the fake wrote the marked prompt to its cache")
+            // Input at $3, the prompt-cache write at $3.75, output at $15 a million tokens.
+            let expected = (input * 3 + written * 3.75 + output * 15) / 1_000_000
+            #expect(abs(cost - expected) < 1e-9, "cost \(cost), expected \(expected)")
         }
     }
 

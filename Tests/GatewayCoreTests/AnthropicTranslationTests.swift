@@ -409,9 +409,9 @@ private func fakeCheck(_ body: JSON, headers: [String: String]? = nil, path: Str
              "choices": [{"index": 0, "logprobs": null, "finish_reason": "stop",
                           "message": {"role": "assistant", "content": "Hello world", "refusal": null}}],
              "usage": {"prompt_tokens": 130, "completion_tokens": 5, "total_tokens": 135,
-                       "prompt_tokens_details": {"cached_tokens": 100}}}
+                       "prompt_tokens_details": {"cached_tokens": 100, "cache_write_tokens": 20}}}
             """#)
-        #expect(completion.usage == Usage(promptTokens: 130, completionTokens: 5, cachedTokens: 100))
+        #expect(completion.usage == Usage(promptTokens: 130, completionTokens: 5, cachedTokens: 100, cacheWriteTokens: 20))
     }
 
     @Test func toolUseResponseBecomesToolCalls() throws {

@@ -48,7 +48,7 @@ import Testing
             provider: openai
             upstream: gpt-4o-mini-2024-07-18
             fallbacks: [claude-haiku-4-5, gemini-2.5-flash, openai/gpt-4.1-nano]
-            price: {input: 0.15, output: 0.60, cached_input: 0.075}
+            price: {input: 0.15, output: 0.60, cached_input: 0.075, cache_write: 0.1875}
             deployments: [{provider: openai, weight: 2}]
           local-llama:
             provider: openai
@@ -110,7 +110,7 @@ import Testing
         #expect(mini.provider == "openai")
         #expect(mini.upstream == "gpt-4o-mini-2024-07-18")
         #expect(mini.fallbacks == ["claude-haiku-4-5", "gemini-2.5-flash", "openai/gpt-4.1-nano"])
-        #expect(mini.price == Price(input: 0.15, output: 0.60, cachedInput: 0.075))
+        #expect(mini.price == Price(input: 0.15, output: 0.60, cachedInput: 0.075, cacheWrite: 0.1875))
         #expect(mini.deployments == [Deployment(provider: "openai", weight: 2)])
         let llama = try #require(config.models["local-llama"])
         #expect(llama.upstream == "llama3")

@@ -70,7 +70,7 @@ import Testing
 
     @Test func knownListPrices() {
         #expect(ModelCatalog.model(named: "gpt-4o-mini")?.price == Price(input: 0.15, output: 0.60, cachedInput: 0.075))
-        #expect(ModelCatalog.model(named: "claude-sonnet-4-5")?.price == Price(input: 3, output: 15, cachedInput: 0.30))
+        #expect(ModelCatalog.model(named: "claude-sonnet-4-5")?.price == Price(input: 3, output: 15, cachedInput: 0.30, cacheWrite: 3.75))
         #expect(ModelCatalog.model(named: "gemini-2.5-pro")?.price == Price(input: 1.25, output: 10, cachedInput: 0.125))
     }
 

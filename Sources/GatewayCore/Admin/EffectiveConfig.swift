@@ -107,7 +107,8 @@ enum EffectiveConfig {
     static func duration(_ value: Duration) -> JSON { .string(Units.format(value)) }
 
     static func price(_ price: Price) -> JSON {
-        ["input": .double(price.input), "output": .double(price.output), "cached_input": price.cachedInput.map(JSON.double) ?? .null]
+        ["input": .double(price.input), "output": .double(price.output), "cached_input": price.cachedInput.map(JSON.double) ?? .null,
+         "cache_write": price.cacheWrite.map(JSON.double) ?? .null]
     }
 
     static func rateLimit(_ limit: RateLimit) -> JSON {

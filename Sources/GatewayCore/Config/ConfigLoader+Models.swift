@@ -109,7 +109,7 @@ extension ConfigLoader {
 
     /// An embedding model's price needs only `input` (it has no output tokens).
     private static func readPrice(_ node: Node, path: String, embedding: Bool, _ reader: ConfigReader) -> Price? {
-        guard let section = reader.section(node, path: path, known: ["input", "output", "cached_input"]) else { return nil }
+        guard let section = reader.section(node, path: path, known: ["input", "output", "cached_input", "cache_write"]) else { return nil }
         func amount(_ key: String, required: Bool) -> Double?? {
             guard let valueNode = section[key] else {
                 if required { reader.error("missing \(key) price (USD per 1M tokens)", at: node, path: section.path(key)) }
@@ -117,10 +117,11 @@ extension ConfigLoader {
             }
             return reader.double(valueNode, path: section.path(key)).map { .some($0) }
         }
-        // Read all three before deciding, so each problem is reported.
+        // Read them all before deciding, so each problem is reported.
         let (input, output, cachedInput) = (amount("input", required: true), amount("output", required: !embedding), amount("cached_input", required: false))
-        guard let input = input ?? nil, let output, let cachedInput else { return nil }
-        return Price(input: input, output: output ?? 0, cachedInput: cachedInput)
+        let cacheWrite = amount("cache_write", required: false)
+        guard let input = input ?? nil, let output, let cachedInput, let cacheWrite else { return nil }
+        return Price(input: input, output: output ?? 0, cachedInput: cachedInput, cacheWrite: cacheWrite)
     }
 
     private static func readDeployments(

@@ -157,11 +157,15 @@ public struct Price: Sendable, Equatable {
     public var output: Double
     /// Cached input tokens; nil means they cost as much as other input.
     public var cachedInput: Double?
+    /// Input tokens written to the provider's prompt cache (Anthropic's `cache_creation_input_tokens`); nil means
+    /// they cost as much as other input.
+    public var cacheWrite: Double?
 
-    public init(input: Double, output: Double, cachedInput: Double? = nil) {
+    public init(input: Double, output: Double, cachedInput: Double? = nil, cacheWrite: Double? = nil) {
         self.input = input
         self.output = output
         self.cachedInput = cachedInput
+        self.cacheWrite = cacheWrite
     }
 }
 

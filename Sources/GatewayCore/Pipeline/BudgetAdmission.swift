@@ -81,12 +81,15 @@ struct BudgetAdmission: AdmissionStep {
     /// The highest input and output prices among the model and its fallbacks; nil when the model itself has none.
     static func highestPrice(of model: ResolvedModel, in table: ModelTable) -> Price? {
         guard var price = model.price else { return nil }
+        // A prompt may be written to the provider's cache, at its cache-write price: hold the dearer of the two.
+        price.input = max(price.input, price.cacheWrite ?? price.input)
         for name in model.fallbacks {
             guard let fallback = table.resolve(name)?.price else { continue }
-            price.input = max(price.input, fallback.input)
+            price.input = max(price.input, fallback.input, fallback.cacheWrite ?? fallback.input)
             price.output = max(price.output, fallback.output)
         }
         price.cachedInput = nil
+        price.cacheWrite = nil
         return price
     }
 

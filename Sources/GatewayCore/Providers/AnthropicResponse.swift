@@ -60,7 +60,8 @@ enum AnthropicResponse {
         /// OpenAI counts cached and cache-writing tokens as prompt tokens; Anthropic counts them apart.
         var usage: Usage? {
             guard seen else { return nil }
-            return Usage(promptTokens: input + cacheRead + cacheCreation, completionTokens: output, cachedTokens: cacheRead)
+            return Usage(
+                promptTokens: input + cacheRead + cacheCreation, completionTokens: output, cachedTokens: cacheRead, cacheWriteTokens: cacheCreation)
         }
     }
 }

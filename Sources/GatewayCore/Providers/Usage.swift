@@ -7,14 +7,17 @@ public struct Usage: Sendable, Equatable {
     public var completionTokens: Int
     /// Prompt tokens served from the provider's prompt cache (part of `promptTokens`).
     public var cachedTokens: Int
+    /// Prompt tokens written to the provider's prompt cache (part of `promptTokens`; Anthropic reports them).
+    public var cacheWriteTokens: Int
 
     /// The largest count a usage keeps (2^40).
     public static let maximumTokens = 1 << 40
 
-    public init(promptTokens: Int = 0, completionTokens: Int = 0, cachedTokens: Int = 0) {
+    public init(promptTokens: Int = 0, completionTokens: Int = 0, cachedTokens: Int = 0, cacheWriteTokens: Int = 0) {
         self.promptTokens = Self.bounded(promptTokens)
         self.completionTokens = Self.bounded(completionTokens)
         self.cachedTokens = Self.bounded(cachedTokens)
+        self.cacheWriteTokens = Self.bounded(cacheWriteTokens)
     }
 
     /// `count` within `0...maximumTokens`.
@@ -42,7 +45,10 @@ public struct Usage: Sendable, Equatable {
             "completion_tokens": .int(Int64(completionTokens)),
             "total_tokens": .int(Int64(totalTokens)),
         ]
-        object["prompt_tokens_details"] = ["cached_tokens": .int(Int64(cachedTokens))]
+        var details: [String: JSON] = ["cached_tokens": .int(Int64(cachedTokens))]
+        // Not OpenAI's; only there when a provider reported cache writes, so the cache keeps them for the record.
+        if cacheWriteTokens > 0 { details["cache_write_tokens"] = .int(Int64(cacheWriteTokens)) }
+        object["prompt_tokens_details"] = .object(details)
         return .object(object)
     }
 
@@ -52,14 +58,18 @@ public struct Usage: Sendable, Equatable {
         self.init(
             promptTokens: Self.count(usage["prompt_tokens"]),
             completionTokens: Self.count(usage["completion_tokens"]),
-            cachedTokens: Self.count(usage["prompt_tokens_details"]?["cached_tokens"]))
+            cachedTokens: Self.count(usage["prompt_tokens_details"]?["cached_tokens"]),
+            cacheWriteTokens: Self.count(usage["prompt_tokens_details"]?["cache_write_tokens"]))
     }
 
-    /// Cost in USD at `price` (per one million tokens).
+    /// Cost in USD at `price` (per one million tokens): cache reads at `cachedInput`, cache writes at `cacheWrite`,
+    /// the rest of the prompt at `input`.
     public func cost(at price: Price) -> Double {
         let cached = min(cachedTokens, promptTokens)
-        let uncached = promptTokens - cached
+        let written = min(cacheWriteTokens, promptTokens - cached)
+        let uncached = promptTokens - cached - written
         let input = Double(uncached) * price.input + Double(cached) * (price.cachedInput ?? price.input)
+            + Double(written) * (price.cacheWrite ?? price.input)
         return (input + Double(completionTokens) * price.output) / 1_000_000
     }
 }

@@ -40,7 +40,10 @@ public enum ModelCatalog {
     }
 
     private static func anthropic(_ name: String, upstream: String? = nil, _ input: Double, _ output: Double, cached: Double, _ fallbacks: [String]) -> CatalogModel {
-        CatalogModel(name: name, providerType: .anthropic, upstream: upstream, price: Price(input: input, output: output, cachedInput: cached), fallbacks: fallbacks)
+        // Anthropic charges a prompt-cache write (5-minute) 1.25 times the input price.
+        CatalogModel(
+            name: name, providerType: .anthropic, upstream: upstream,
+            price: Price(input: input, output: output, cachedInput: cached, cacheWrite: input * 1.25), fallbacks: fallbacks)
     }
 
     private static func gemini(_ name: String, _ input: Double, _ output: Double, cached: Double, _ fallbacks: [String]) -> CatalogModel {

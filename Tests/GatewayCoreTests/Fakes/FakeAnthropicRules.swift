@@ -132,6 +132,8 @@ enum FakeAnthropicRules {
     private struct Answer {
         var blocks: [JSON]
         let stopReason: String
+        /// Tokens written to the prompt cache: 20 when the request marks anything with `cache_control`.
+        let cacheWrites: Int
         let inputTokens: Int
         let outputTokens: Int
         let messageID: String
@@ -142,6 +144,7 @@ enum FakeAnthropicRules {
 
         init(_ request: JSON) {
             let messages = request["messages"]?.arrayValue ?? []
+            cacheWrites = request.serialized().contains("\"cache_control\"") ? 20 : 0
             let characters = messages.reduce(0) { $0 + FakeAnthropicRules.text(of: $1["content"]).count }
             inputTokens = 10 + characters / 4
             let lastIsToolResult = (messages.last?["content"]?.arrayValue ?? []).contains { $0["type"] == "tool_result" }
@@ -168,7 +171,7 @@ enum FakeAnthropicRules {
         func usage(output: Int) -> JSON {
             [
                 "input_tokens": .int(Int64(inputTokens)), "output_tokens": .int(Int64(output)),
-                "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0, "cache_creation_input_tokens": .int(Int64(cacheWrites)),
             ]
         }
     }
