@@ -108,8 +108,7 @@ struct AnswerCache: Sendable {
         guard let native = request.native else {
             return CacheKey.make(for: request, namespace: request.responses == nil ? namespace : "responses|" + namespace)
         }
-        let body = (try? JSON.parse(native.body))?.objectValue ?? request.body
-        return CacheKey.make(body: body, namespace: native.dialect.rawValue + "|" + native.path + "|" + namespace)
+        return CacheKey.make(body: native.object, namespace: native.dialect.rawValue + "|" + native.path + "|" + namespace)
     }
 
     /// The query for an embeddings request: the exact tier only, under a namespace of its own.

@@ -14,8 +14,10 @@ public struct AnthropicMessagesDialect: ClientDialect {
         self.upstreamPath = upstreamPath
     }
 
+    /// `anthropic-version`: every Anthropic client sends it (`GET /v1/models` answers such a client in Anthropic's shape).
+    static let versionHeader = HTTPField.Name("anthropic-version")!
     /// Client headers an Anthropic provider receives.
-    static let forwardedHeaders: [HTTPField.Name] = [HTTPField.Name("anthropic-version")!, HTTPField.Name("anthropic-beta")!]
+    static let forwardedHeaders: [HTTPField.Name] = [versionHeader, HTTPField.Name("anthropic-beta")!]
 
     public func decode(_ body: ByteBuffer, headers: HTTPFields) throws(GatewayError) -> ChatRequest {
         let json = try ChatRequest.parseBody(body.readableBytesView)
@@ -29,7 +31,7 @@ public struct AnthropicMessagesDialect: ClientDialect {
             for value in headers[values: name] { forwarded.append((name.canonicalName, value)) }
         }
         request.native = NativeRequest(
-            dialect: .anthropicMessages, body: Array(body.readableBytesView), path: upstreamPath, forwardedHeaders: forwarded,
+            dialect: .anthropicMessages, body: Array(body.readableBytesView), object: json.objectValue ?? [:], path: upstreamPath, forwardedHeaders: forwarded,
             untranslatable: translation.untranslatable)
         return request
     }

@@ -15,6 +15,8 @@ public struct NativeRequest: Sendable {
     public var dialect: NativeDialect
     /// The body as the client sent it.
     public var body: [UInt8]
+    /// The body as parsed when it was decoded (the exact cache's key is made from it).
+    public var object: [String: JSON]
     /// The provider's path (`/v1/messages`, `/v1/messages/count_tokens`).
     public var path: String
     /// The client's headers a provider of this API receives (`anthropic-version`, `anthropic-beta`).
@@ -23,11 +25,12 @@ public struct NativeRequest: Sendable {
     public var untranslatable: [(param: String, what: String)]
 
     public init(
-        dialect: NativeDialect, body: [UInt8], path: String, forwardedHeaders: [(name: String, value: String)] = [],
+        dialect: NativeDialect, body: [UInt8], object: [String: JSON], path: String, forwardedHeaders: [(name: String, value: String)] = [],
         untranslatable: [(param: String, what: String)] = []
     ) {
         self.dialect = dialect
         self.body = body
+        self.object = object
         self.path = path
         self.forwardedHeaders = forwardedHeaders
         self.untranslatable = untranslatable

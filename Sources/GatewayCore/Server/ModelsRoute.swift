@@ -9,7 +9,7 @@ public struct ModelsRoute: Sendable {
     public func list(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         guard let snapshot = context.snapshot, let key = context.key else { throw GatewayError.unauthorized("Missing API key.") }
         let models = snapshot.models.all.filter { $0.provider.isEnabled && key.allows(model: $0.name) }
-        if request.headers[AnthropicMessagesDialect.forwardedHeaders[0]] != nil {
+        if request.headers[AnthropicMessagesDialect.versionHeader] != nil {
             let entries = models.map(Self.anthropicEntry)
             return .json([
                 "data": .array(entries), "has_more": false, "first_id": entries.first?["id"] ?? .null, "last_id": entries.last?["id"] ?? .null,
@@ -30,7 +30,7 @@ public struct ModelsRoute: Sendable {
             let shown = ChatRequest.isPlausibleModelName(name) ? "model '\(name)'" : "requested model"
             throw GatewayError.notFound("The \(shown) does not exist or your key cannot use it.", param: "model", code: "model_not_found")
         }
-        if request.headers[AnthropicMessagesDialect.forwardedHeaders[0]] != nil { return .json(Self.anthropicEntry(model)) }
+        if request.headers[AnthropicMessagesDialect.versionHeader] != nil { return .json(Self.anthropicEntry(model)) }
         return .json(Self.entry(model))
     }
 
