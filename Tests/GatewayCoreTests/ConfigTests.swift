@@ -262,6 +262,7 @@ import Testing
         ("cache: {backend: memroy}", "cache.backend", "did you mean \"memory\"?"),
         ("cache: {scope: user}", "cache.scope", "use key or global"),
         ("rate_limits: {on_backend_error: maybe}", "rate_limits.on_backend_error", "use allow or deny"),
+        ("request_log: {responses_ttl: 0}", "request_log.responses_ttl", "longer than 0"),
         ("request_log: {backend: mysql}", "request_log.backend", "use sqlite, postgres or off"),
         ("redis: {url: \"http://x\"}", "redis.url", "must start with redis://"),
         ("redis: {pool_size: 0}", "redis.pool_size", "at least 1"),

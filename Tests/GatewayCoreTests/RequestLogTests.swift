@@ -442,6 +442,21 @@ final class SwitchableStore: RequestLogStore, @unchecked Sendable {
         try await base.hourlySpend(sinceMicros: sinceMicros)
     }
 
+    func storedResponse(id: String, keyName: String, nowMicros: Int64) async throws -> StoredResponse? {
+        if failing { throw Down() }
+        return try await base.storedResponse(id: id, keyName: keyName, nowMicros: nowMicros)
+    }
+
+    func deleteStoredResponse(id: String, keyName: String) async throws -> Bool {
+        if failing { throw Down() }
+        return try await base.deleteStoredResponse(id: id, keyName: keyName)
+    }
+
+    func purgeStoredResponses(expiredBeforeMicros: Int64) async throws -> Int {
+        if failing { throw Down() }
+        return try await base.purgeStoredResponses(expiredBeforeMicros: expiredBeforeMicros)
+    }
+
     func close() async { await base.close() }
 
     func refusesRows(_ error: any Error) -> Bool { base.refusesRows(error) }

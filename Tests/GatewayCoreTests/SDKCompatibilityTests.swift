@@ -7,10 +7,11 @@ import Testing
 struct SDKCompatibilityTests {
     /// Runs `Tests/sdk/<script>` with `models` (`name=provider`) against a gateway and expects it to end with `passed`.
     static func check(
-        _ script: String, _ models: [String], passed: String, configure: @Sendable (inout GatewayConfig) -> Void = { _ in }
+        _ script: String, _ models: [String], passed: String, configure: @Sendable (inout GatewayConfig) -> Void = { _ in },
+        requestLogStore: (@Sendable () async throws -> any RequestLogStore)? = nil
     ) async throws {
         let path = ProcessRunner.packageRoot.appendingPathComponent("Tests/sdk/\(script)").path
-        try await GatewayHarness.with(configure: configure) { gateway in
+        try await GatewayHarness.with(configure: configure, requestLogStore: requestLogStore) { gateway in
             let result = try await ProcessRunner.run(
                 "/usr/bin/env", ["python3", path] + models,
                 environment: ["GATEWAY_URL": gateway.baseURL, "GATEWAY_KEY": GatewayHarness.clientKey])
@@ -38,6 +39,7 @@ struct SDKCompatibilityTests {
     }
 
     @Test func officialOpenAISDKResponsesOnEveryProvider() async throws {
-        try await Self.check("openai_responses_check.py", Self.chatModels, passed: "responses sdk checks passed")
+        try await Self.check(
+            "openai_responses_check.py", Self.chatModels, passed: "responses sdk checks passed", requestLogStore: StoredResponsesRouteTests.sqlite())
     }
 }

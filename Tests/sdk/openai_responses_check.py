@@ -2,7 +2,8 @@
 
 Called by the Swift test suite (SDKCompatibilityTests) with GATEWAY_URL and GATEWAY_KEY set. For each
 `model=provider` on the command line it checks responses.create with a string and with items, a stream,
-and a function tool round trip. Prints one line per check and exits non-zero on the first failure.
+a function tool round trip, and kept responses: retrieve, previous_response_id (plain, with a tool output, streamed)
+and delete. Prints one line per check and exits non-zero on the first failure.
 """
 import json
 import os
@@ -56,11 +57,35 @@ def run(model, provider):
     check(json.loads(arguments) == {"city": "Paris"}, f"{model} streamed arguments {arguments!r}")
     print(f"ok {model} tools")
 
+    kept = client.responses.retrieve(reply.id)
+    check(kept.id == reply.id and kept.output_text == reply.output_text and kept.store, f"{model} retrieve {kept}")
+    again = client.responses.create(model=model, input="and again", previous_response_id=reply.id)
+    check(again.previous_response_id == reply.id, f"{model} previous_response_id echo {again.previous_response_id!r}")
+    check(again.output_text == f"Hello from {provider}: and again", f"{model} continued {again.output_text!r}")
+    answered = client.responses.create(model=model, tools=TOOLS, previous_response_id=asked.id, input=[
+        {"type": "function_call_output", "call_id": calls[0].call_id, "output": "sunny"},
+    ])
+    check(answered.status == "completed" and answered.output_text, f"{model} tool output after previous_response_id {answered.output}")
+    streamed = ""
+    with client.responses.stream(model=model, input="stream on", previous_response_id=again.id) as stream:
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                streamed += event.delta
+        final = stream.get_final_response()
+    check(streamed == f"Hello from {provider}: stream on" and final.previous_response_id == again.id, f"{model} streamed continuation")
+    client.responses.delete(reply.id)
+    try:
+        client.responses.retrieve(reply.id)
+        check(False, f"{model} a deleted response was still retrieved")
+    except openai.NotFoundError as error:
+        check(error.body["code"] == "response_not_found", f"{model} retrieve after delete {error.body}")
+    print(f"ok {model} kept responses")
+
     try:
         client.responses.create(model=model, input="x", previous_response_id=reply.id)
-        check(False, "previous_response_id was accepted without a kept response")
-    except openai.BadRequestError as error:
-        check(error.body["param"] == "previous_response_id", f"previous_response_id error {error.body}")
+        check(False, "previous_response_id of a deleted response was accepted")
+    except openai.NotFoundError as error:
+        check(error.body["code"] == "previous_response_not_found", f"previous_response_id error {error.body}")
     print(f"ok {model} errors")
 
 

@@ -75,6 +75,7 @@ enum EffectiveConfig {
                 "backend": .string(config.requestLog.backend.rawValue), "path": .string(config.requestLog.path),
                 "spool_path": config.requestLog.spoolPath.map(JSON.string) ?? .null,
                 "batch_size": .int(Int64(config.requestLog.batchSize)), "flush_interval": duration(config.requestLog.flushInterval),
+                "responses_ttl": duration(config.requestLog.responsesTTL),
             ],
             "postgres": ["url": .string(redactingCredentials(config.postgres.url)), "pool_size": .int(Int64(config.postgres.poolSize))],
             "metrics": [

@@ -158,7 +158,7 @@ extension ConfigLoader {
 
     static func readRequestLog(_ top: Section, _ reader: ConfigReader) -> RequestLogSettings {
         var settings = RequestLogSettings()
-        let known = ["backend", "path", "spool_path", "batch_size", "flush_interval"]
+        let known = ["backend", "path", "spool_path", "batch_size", "flush_interval", "responses_ttl"]
         guard let section = reader.section(top["request_log"], path: "request_log", known: known) else { return settings }
         if let node = section["backend"],
             let value = reader.choice(node, path: section.path("backend"), of: [RequestLogSettings.Backend.sqlite, .postgres, .off])
@@ -172,6 +172,13 @@ extension ConfigLoader {
         if let node = section["batch_size"], let value = reader.int(node, path: section.path("batch_size"), minimum: 1) { settings.batchSize = value }
         if let node = section["flush_interval"], let value = reader.duration(node, path: section.path("flush_interval")) {
             settings.flushInterval = value
+        }
+        if let node = section["responses_ttl"], let value = reader.duration(node, path: section.path("responses_ttl")) {
+            if value > .zero {
+                settings.responsesTTL = value
+            } else {
+                reader.error("must be longer than 0 (e.g. 720h)", at: node, path: section.path("responses_ttl"))
+            }
         }
         return settings
     }

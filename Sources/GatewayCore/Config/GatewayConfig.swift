@@ -340,6 +340,8 @@ public struct RequestLogSettings: Sendable, Equatable {
     public var spoolPath: String?
     public var batchSize = 500
     public var flushInterval: Duration = .seconds(1)
+    /// How long a Responses API response kept with `store: true` can be fetched or continued (`responses_ttl`).
+    public var responsesTTL: Duration = .seconds(30 * 24 * 3600)
     public init() {}
 }
 

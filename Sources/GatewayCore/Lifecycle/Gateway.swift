@@ -27,6 +27,8 @@ public final class Gateway: Sendable {
     public let stores: Stores
     /// Where request-log rows go; nil when the log is off.
     public let requestLog: (any RequestRecordSink)?
+    /// The Responses API responses kept with their rows; nil when the log is off.
+    public let storedResponses: StoredResponses?
     /// Prometheus metrics.
     public let metrics: GatewayMetrics
     /// Where budget alerts and anomalies are published (`publish`); `run` delivers them.
@@ -51,6 +53,7 @@ public final class Gateway: Sendable {
     /// - Throws: `RedisError` when the Redis settings cannot be used.
     /// - Parameters:
     ///   - requestLog: receives one row per request (see `RequestLog`); nil logs nothing.
+    ///   - storedResponses: where `POST /v1/responses` keeps responses (over the same log); nil keeps none.
     ///   - sourceSHA256: the SHA-256 of the configuration file `config` was read from (a reload of the same bytes is a no-op).
     ///   - notifier: systemd notifications; the default sends none.
     ///   - logLevel: the control behind `logger`'s level, so reloads can change it.
@@ -58,12 +61,14 @@ public final class Gateway: Sendable {
     ///   - budgetEvents: where budget events go besides the notification outbox (tests record them).
     ///   - budgetClock: milliseconds since 1970 for budget windows (tests move it).
     public init(
-        config: GatewayConfig, logger: Logger, requestLog: (any RequestRecordSink)? = nil, sourceSHA256: String? = nil,
+        config: GatewayConfig, logger: Logger, requestLog: (any RequestRecordSink)? = nil, storedResponses: StoredResponses? = nil,
+        sourceSHA256: String? = nil,
         notifier: SystemdNotifier = SystemdNotifier(environment: [:]), logLevel: LogLevelControl? = nil,
         plainHTTP: UpstreamClients.PlainHTTPClient = .connectionPool, budgetEvents: @escaping BudgetAlerts.Publisher = { _ in },
         budgetClock: @escaping @Sendable () -> Int64 = BudgetBook.systemClock
     ) throws {
         self.requestLog = requestLog
+        self.storedResponses = storedResponses
         let store = ConfigStore(ConfigSnapshot(config: config, sourceSHA256: sourceSHA256))
         self.store = store
         self.metrics = GatewayMetrics(isNamedModel: { store.snapshot.models.isNamed($0) })
@@ -98,7 +103,7 @@ public final class Gateway: Sendable {
         // Each API route's errors, 401s from the key check included, go out in its own dialect's envelope.
         let openAIChat = OpenAIChatDialect()
         let anthropicMessages = AnthropicMessagesDialect()
-        let openAIResponses = OpenAIResponsesDialect()
+        let openAIResponses = OpenAIResponsesDialect(stored: storedResponses)
         router.add(
             middleware: ErrorEnvelopeMiddleware(dialects: [
                 "/v1/chat/completions": openAIChat, "/v1/messages": anthropicMessages, "/v1/messages/count_tokens": anthropicMessages,
@@ -130,8 +135,9 @@ public final class Gateway: Sendable {
         api.post("messages", use: messages.handle)
         api.post("messages/count_tokens", use: countTokens.handle)
         api.post("responses", use: responses.handle)
-        api.get("responses/{id}", use: OpenAIResponsesDialect.notKept)
-        api.delete("responses/{id}", use: OpenAIResponsesDialect.notKept)
+        let storedResponsesRoute = StoredResponsesRoute(stored: storedResponses)
+        api.get("responses/{id}", use: storedResponsesRoute.retrieve)
+        api.delete("responses/{id}", use: storedResponsesRoute.delete)
         api.get("models", use: models.list)
         api.get("models/**", use: models.retrieve)
         return router

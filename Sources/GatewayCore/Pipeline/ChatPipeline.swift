@@ -5,7 +5,8 @@ import NIOCore
 
 /// The path of a chat request, whatever the client's dialect, as a list of stages (`ARCHITECTURE.md`):
 ///
-/// 1. decode: the body, within `server.max_body_bytes`, into the canonical request (`Dialect`);
+/// 1. decode: the body, within `server.max_body_bytes`, into the canonical request (`Dialect`), which the dialect then
+///    completes with what the gateway keeps for the key (`prepare`: a Responses request's previous response);
 /// 2. attribute: key, customer, feature and metadata on the request's record (`Attribution`);
 /// 3. resolve: the model, and whether the key may use it;
 /// 4. admit: each `AdmissionStep` (rate limits) admits or refuses, holding a ticket in the `RequestLedger`;
@@ -46,7 +47,7 @@ public struct ChatPipeline<Dialect: ClientDialect>: Sendable {
         guard let snapshot = context.snapshot, let key = context.key else {
             throw GatewayError.unauthorized("Missing API key.")
         }
-        let chat = try await decode(request, limit: snapshot.config.server.maxBodyBytes)
+        let chat = try await dialect.prepare(try await decode(request, limit: snapshot.config.server.maxBodyBytes), key: key, context: context)
         let outcome = context.outcome
         let attribution = Attribution.read(headers: request.headers, request: chat)
         outcome?.update { fields in

@@ -16,6 +16,11 @@ public protocol ClientDialect: Sendable {
     /// - Throws: `GatewayError` (400) naming the parameter at fault.
     func decode(_ body: ByteBuffer, headers: HTTPFields) throws(GatewayError) -> ChatRequest
 
+    /// Completes a decoded request with what the gateway keeps for the client (a Responses request's previous
+    /// response), once the key is known; the default returns it unchanged.
+    /// - Throws: `GatewayError` for the client.
+    func prepare(_ request: ChatRequest, key: KeyConfig, context: GatewayRequestContext) async throws -> ChatRequest
+
     /// The body of a complete answer.
     /// - Parameters:
     ///   - completionText: the canonical `chat.completion` object's JSON text.
@@ -38,6 +43,8 @@ public protocol ClientDialect: Sendable {
 }
 
 extension ClientDialect {
+    public func prepare(_ request: ChatRequest, key: KeyConfig, context: GatewayRequestContext) async throws -> ChatRequest { request }
+
     public func encodeNativeAnswer(_ native: [UInt8], costUSD: Double?, latencyMs: Int) -> ByteBuffer? { nil }
 
     public func encodeAnswer(_ completionText: [UInt8], for request: ChatRequest, costUSD: Double?, latencyMs: Int) -> ByteBuffer {

@@ -8,9 +8,9 @@ import NIOCore
 /// `function_call` items one assistant message with `tool_calls`, `function_call_output` items tool messages),
 /// flat function tools chat's nested ones, `text.format` `response_format`, `max_output_tokens`
 /// `max_completion_tokens`, `reasoning.effort` `reasoning_effort`. Only function tools can be used: a hosted tool
-/// (`web_search`, `file_search`, ...) is a 400, never dropped. The gateway keeps no responses, so `store` and
-/// `previous_response_id` (and `metadata`) are the caller's (`extras(of:)`); `background`, `conversation` and `prompt`
-/// are refused.
+/// (`web_search`, `file_search`, ...) is a 400, never dropped. `store`, `previous_response_id` (and `metadata`) are
+/// the gateway's, not the model's (`extras(of:)`): `prepare` follows the previous response and arranges for this one to
+/// be kept (`StoredResponses`); `background`, `conversation` and `prompt` are refused.
 ///
 /// ```swift
 /// let dialect = OpenAIResponsesDialect()
@@ -18,23 +18,69 @@ import NIOCore
 /// let answer = dialect.encodeResponse(completionText, request: chat, responseID: "resp_1", costUSD: nil, latencyMs: 80)
 /// ```
 public struct OpenAIResponsesDialect: ClientDialect {
-    public init() {}
+    /// Where responses asked to be kept go, and `previous_response_id` is looked up; nil when the request log is off.
+    let stored: StoredResponses?
+
+    /// - Parameter stored: the kept responses (the request log's database); nil keeps none.
+    public init(stored: StoredResponses? = nil) {
+        self.stored = stored
+    }
 
     /// The canonical request, carrying its response id and extras (`ChatRequest.responses`) for the encoders.
-    /// - Throws: `GatewayError` (400); also for `previous_response_id`, as the gateway keeps no responses yet.
+    ///
+    /// The response says `store: false` until `prepare` arranges for it to be kept.
+    /// - Throws: `GatewayError` (400).
     public func decode(_ body: ByteBuffer, headers: HTTPFields) throws(GatewayError) -> ChatRequest {
         let json = try ChatRequest.parseBody(body.readableBytesView)
         var request = try decode(json: json)
         var extras = try Self.extras(of: json)
-        if extras.previousResponseID != nil {
-            throw .invalidRequest(
-                "This gateway keeps no responses yet, so 'previous_response_id' cannot be followed: send the whole conversation in 'input'.",
-                param: "previous_response_id", code: "unsupported_parameter")
-        }
-        // Nothing is kept: the response says so rather than echoing a `store: true` it did not honour.
         extras.store = false
-        request.responses = ResponsesContext(id: Self.makeResponseID(), extras: extras)
+        request.responses = ResponsesContext(
+            id: Self.makeResponseID(), extras: extras, body: json.objectValue ?? [:], input: Self.inputItems(of: json["input"]))
         return request
+    }
+
+    /// Follows `previous_response_id` (the previous conversation goes before this request's input) and, when the
+    /// request asks for it (`store`, true by default), arranges for the response to be kept for its key.
+    /// - Throws: `GatewayError`: 404 `previous_response_not_found` for a response that is not there for this key (or
+    ///   expired), 400 when the gateway keeps no responses (`request_log.backend: off`), 503 when the database cannot
+    ///   be asked.
+    public func prepare(_ request: ChatRequest, key: KeyConfig, context requestContext: GatewayRequestContext) async throws -> ChatRequest {
+        guard var context = request.responses else { return request }
+        let asked = (try? Self.extras(of: .object(context.body)).store) ?? true
+        var chat = request
+        var conversation = context.input
+        if let previousID = context.extras.previousResponseID {
+            guard let stored else {
+                throw GatewayError.invalidRequest(
+                    "This gateway keeps no responses (its request log is off), so 'previous_response_id' cannot be followed: send the whole conversation in 'input'.",
+                    param: "previous_response_id", code: "unsupported_parameter")
+            }
+            let previous: StoredResponse?
+            do {
+                previous = try await stored.find(id: previousID, keyName: key.name)
+            } catch {
+                throw GatewayError.unavailable("The previous response cannot be read now: the request log's database is unavailable. Try again later.")
+            }
+            guard let previous else {
+                throw GatewayError.notFound(
+                    "Previous response with id '\(Self.printable(previousID))' not found.", param: "previous_response_id",
+                    code: "previous_response_not_found")
+            }
+            conversation = previous.conversationItems() + context.input
+            var body = context.body
+            body["input"] = .array(conversation)
+            body["previous_response_id"] = nil
+            chat = try decode(json: .object(body))
+        }
+        if asked, let stored {
+            context.extras.store = true
+            context.keeper = stored.keeper(
+                id: context.id, keyName: key.name, input: conversation,
+                ttl: requestContext.snapshot?.config.requestLog.responsesTTL ?? RequestLogSettings().responsesTTL, outcome: requestContext.outcome)
+        }
+        chat.responses = context
+        return chat
     }
 
     /// The canonical request of an already parsed Responses request body.
@@ -81,12 +127,16 @@ public struct OpenAIResponsesDialect: ClientDialect {
     /// The answer for `request`, under the id and with the extras its decoding gave it.
     public func encodeAnswer(_ completionText: [UInt8], for request: ChatRequest, costUSD: Double?, latencyMs: Int) -> ByteBuffer {
         guard let context = request.responses else { return encodeAnswer(completionText, costUSD: costUSD, latencyMs: latencyMs) }
-        return encodeResponse(completionText, request: request, responseID: context.id, costUSD: costUSD, latencyMs: latencyMs, extras: context.extras)
+        return Self.responseBody(
+            completionText, echoing: request.body, extras: context.extras, responseID: context.id, costUSD: costUSD,
+            latencyMs: latencyMs, keeper: context.keeper)
     }
 
     public func makeFrameEncoder(for request: ChatRequest) -> Frames {
         guard let context = request.responses else { return Frames(request: request) }
-        return Frames(request: request, responseID: context.id, extras: context.extras)
+        var frames = Frames(request: request, responseID: context.id, extras: context.extras)
+        frames.keeper = context.keeper
+        return frames
     }
 
     /// The encoder for one streamed answer under a known id, echoing `extras`.
@@ -96,13 +146,6 @@ public struct OpenAIResponsesDialect: ClientDialect {
 
     public func errorBody(_ error: GatewayError) -> ByteBuffer {
         ByteBuffer(string: error.envelope.serialized())
-    }
-
-    /// `GET` and `DELETE /v1/responses/{id}`: a 404, as the gateway keeps no responses yet.
-    @Sendable public static func notKept(_ request: Request, context: GatewayRequestContext) async throws -> Response {
-        throw GatewayError.notFound(
-            "No response with this id: this gateway keeps no responses yet (every response is answered with store: false).",
-            param: "response_id", code: "response_not_found")
     }
 
     /// A fresh `resp_…` id.
@@ -115,6 +158,24 @@ public struct ResponsesContext: Sendable {
     public var id: String
     /// What the response echoes.
     public var extras: ResponsesRequestExtras
+    /// The request body as the client sent it (followed again with the previous conversation's items).
+    var body: [String: JSON] = [:]
+    /// This request's `input` as items (a string is one user message).
+    var input: [JSON] = []
+    /// Keeps the complete response; nil when it is not to be kept.
+    var keeper: ResponseKeeper?
+
+    public init(id: String, extras: ResponsesRequestExtras) {
+        self.id = id
+        self.extras = extras
+    }
+
+    init(id: String, extras: ResponsesRequestExtras, body: [String: JSON], input: [JSON]) {
+        self.id = id
+        self.extras = extras
+        self.body = body
+        self.input = input
+    }
 }
 
 /// What a Responses request asks of the caller rather than of the model.
@@ -164,6 +225,15 @@ extension OpenAIResponsesDialect {
             chat["stream_options"] = ["include_usage": true]
         }
         return chat
+    }
+
+    /// `input` as a list of items: a string is one user message.
+    static func inputItems(of input: JSON?) -> [JSON] {
+        switch input {
+        case .string(let text)?: [["type": "message", "role": "user", "content": .string(text)]]
+        case .array(let items)?: items
+        default: []
+        }
     }
 
     private static func extras(of request: RequestFields) throws(GatewayError) -> ResponsesRequestExtras {
@@ -535,7 +605,7 @@ extension GatewayError {
 extension OpenAIResponsesDialect {
     static func responseBody(
         _ completionText: [UInt8], echoing canonical: [String: JSON], extras: ResponsesRequestExtras, responseID: String,
-        costUSD: Double?, latencyMs: Int
+        costUSD: Double?, latencyMs: Int, keeper: ResponseKeeper? = nil
     ) -> ByteBuffer {
         let completion = (try? JSON.parse(completionText)) ?? [:]
         let choice = completion["choices"]?.arrayValue?.first ?? [:]
@@ -546,7 +616,9 @@ extension OpenAIResponsesDialect {
         response.incompleteReason = outcome.incompleteReason
         response.output = outputItems(of: choice["message"] ?? [:], status: outcome.itemStatus)
         response.usage = responsesUsage(completion["usage"])
-        let text = response.json(echoing: canonical, extras: extras).serialized()
+        let object = response.json(echoing: canonical, extras: extras)
+        keeper?.keep(object)
+        let text = object.serialized()
         return OpenAIChatDialect.answerBody(Array(text.utf8), cost: costUSD, latencyMs: latencyMs)
     }
 
@@ -739,6 +811,8 @@ extension OpenAIResponsesDialect {
         /// Chat's tool call index to the item it opened.
         private var itemOfToolCall: [Int: Int] = [:]
         private var finishReason: String?
+        /// Keeps the complete response when the stream ends well.
+        var keeper: ResponseKeeper?
 
         private enum Phase { case waiting, streaming, ended }
 
@@ -915,7 +989,9 @@ extension OpenAIResponsesDialect {
             response.output = items.map(\.json)
             response.usage = OpenAIResponsesDialect.responsesUsage(usage)
             response.costUSD = cost
-            emit("response." + outcome.status, ["response": response.json(echoing: canonical, extras: extras)], into: &buffer)
+            let object = response.json(echoing: canonical, extras: extras)
+            keeper?.keep(object)
+            emit("response." + outcome.status, ["response": object], into: &buffer)
             phase = .ended
         }
 

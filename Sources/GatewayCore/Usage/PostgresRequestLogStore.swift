@@ -19,9 +19,9 @@ import PostgresNIO
 public final class PostgresRequestLogStore: RequestLogStore {
     /// How long `insert` and `stats` may take, waiting for a connection included.
     public let operationTimeout: Duration
-    private let client: PostgresClient
+    let client: PostgresClient
     private let runTask: Task<Void, Never>
-    private let logger: Logger
+    let logger: Logger
 
     /// Rows per `INSERT` (PostgreSQL takes at most 65535 bound values in one statement). A batch is written as
     /// short statements in one transaction, as for SQLite: a server on the same host took a 500-row statement in
@@ -110,6 +110,9 @@ public final class PostgresRequestLogStore: RequestLogStore {
                     // Built on the thread pool, as for SQLite, not on the event loop the connection shares with requests.
                     let statement = try await onThreadPool { Self.insertQuery(chunk) }
                     try await connection.query(statement, logger: logger)
+                }
+                for response in records.compactMap(\.storedResponse) {
+                    try await connection.query(Self.insertStoredResponseQuery(response), logger: logger)
                 }
             }
         }
@@ -289,7 +292,7 @@ public final class PostgresRequestLogStore: RequestLogStore {
     // MARK: - Errors
 
     /// Runs `operation` within `timeout`, turning whatever it throws into a `PostgresStoreError`.
-    private func bounded<Value: Sendable>(
+    func bounded<Value: Sendable>(
         _ operation: String, timeout: Duration, _ body: @escaping @Sendable () async throws -> Value
     ) async throws -> Value {
         do {

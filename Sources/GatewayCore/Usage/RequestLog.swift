@@ -63,6 +63,13 @@ public final class RequestLog: Service, RequestRecordSink {
     private let rejectedCount = ManagedAtomic(0)
     /// Rows the store refused for their own values, each with the store's error.
     private let rejectedRows: RequestSpool
+    /// Told of each batch once the store has it (`onWritten`).
+    private let writeObservers = NIOLockedValueBox<[@Sendable ([RequestRecord]) -> Void]>([])
+    /// When expired stored responses were last purged; only touched inside `gate`.
+    private let lastPurge = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
+
+    /// How often expired stored responses (`stored_responses`) are deleted.
+    static let purgeInterval: Duration = .seconds(3600)
 
     static let initialBackoff: Duration = .milliseconds(500)
     static let maximumBackoff: Duration = .seconds(30)
@@ -126,6 +133,11 @@ public final class RequestLog: Service, RequestRecordSink {
         }
     }
 
+    /// Calls `observer` with each batch of records once the store has written it (the spool's replay included).
+    public func onWritten(_ observer: @escaping @Sendable ([RequestRecord]) -> Void) {
+        writeObservers.withLockedValue { $0.append(observer) }
+    }
+
     // MARK: - Service
 
     /// Migrates, then writes batches until graceful shutdown; then writes (or spools) what is left.
@@ -181,6 +193,20 @@ public final class RequestLog: Service, RequestRecordSink {
             }
         }
         await replaySpool()
+        await purgeExpiredResponses()
+    }
+
+    /// Deletes the stored responses past their TTL, once per `purgeInterval` (lookups skip them before that).
+    private func purgeExpiredResponses() async {
+        let now = ContinuousClock.now
+        if let last = lastPurge.withLockedValue({ $0 }), now - last < Self.purgeInterval { return }
+        lastPurge.withLockedValue { $0 = now }
+        do {
+            let purged = try await store.purgeStoredResponses(expiredBeforeMicros: UnixTime.nowMicros())
+            if purged > 0 { logger.info("purged expired stored responses", metadata: ["responses": "\(purged)"]) }
+        } catch {
+            logger.warning("purging expired stored responses failed", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Whether to try the store now; migrates first when needed.
@@ -275,6 +301,7 @@ public final class RequestLog: Service, RequestRecordSink {
         do {
             try await store.insert(batch)
             writtenCount.wrappingIncrement(by: batch.count, ordering: .relaxed)
+            for observer in writeObservers.withLockedValue({ $0 }) { observer(batch) }
         } catch where store.refusesRows(error) {
             guard batch.count > 1 else {
                 await setAside(batch[0], error: error)
@@ -556,6 +583,7 @@ extension RequestRecord {
         if let savedCostUSD { object["saved_cost_usd"] = .double(savedCostUSD) }
         if let cacheSimilarity { object["cache_similarity"] = .double(cacheSimilarity) }
         if let embedderCostUSD { object["embedder_cost_usd"] = .double(embedderCostUSD) }
+        if let storedResponse { object["stored_response"] = storedResponse.spoolJSON }
         return .object(object)
     }
 
@@ -582,7 +610,8 @@ extension RequestRecord {
             feature: json["feature"]?.stringValue, metadata: metadata,
             kind: json["kind"]?.stringValue ?? "chat", cacheHitKind: json["cache_hit_kind"]?.stringValue,
             cacheSimilarity: json["cache_similarity"]?.doubleValue, cacheEntry: json["cache_entry"]?.stringValue,
-            embedderCostUSD: json["embedder_cost_usd"]?.doubleValue, embedderLatencyMs: json["embedder_latency_ms"]?.intValue)
+            embedderCostUSD: json["embedder_cost_usd"]?.doubleValue, embedderLatencyMs: json["embedder_latency_ms"]?.intValue,
+            storedResponse: json["stored_response"].flatMap(StoredResponse.init(spoolJSON:)))
     }
 }
 

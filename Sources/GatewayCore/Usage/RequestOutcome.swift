@@ -42,6 +42,8 @@ final class RequestOutcome: Sendable {
         var cacheEntry: String?
         var embedderCostUSD: Double?
         var embedderLatencyMs: Int?
+        /// The Responses API response to keep with the row.
+        var storedResponse: StoredResponse?
     }
 
     let requestID: String
@@ -83,7 +85,7 @@ final class RequestOutcome: Sendable {
                 savedCostUSD: fields.savedCostUSD, latencyMs: latency, ttfbMs: fields.ttfbMs, cacheHit: fields.cacheHit,
                 failoverUsed: fields.failoverUsed, attempts: fields.attempts, stream: fields.stream, customer: fields.customer,
                 feature: fields.feature, metadata: fields.metadata, kind: fields.kind, cacheHitKind: fields.cacheHitKind, cacheSimilarity: fields.cacheSimilarity, cacheEntry: fields.cacheEntry,
-                embedderCostUSD: fields.embedderCostUSD, embedderLatencyMs: fields.embedderLatencyMs))
+                embedderCostUSD: fields.embedderCostUSD, embedderLatencyMs: fields.embedderLatencyMs, storedResponse: fields.storedResponse))
     }
 }
 

@@ -59,6 +59,8 @@ public struct RequestRecord: Sendable, Equatable {
     public var embedderCostUSD: Double?
     /// How long the semantic cache's embedder call took.
     public var embedderLatencyMs: Int?
+    /// The Responses API response the request asked to keep (`store: true`), written with the row.
+    public var storedResponse: StoredResponse?
 
     public init(
         requestID: String, clientRequestID: String? = nil, createdAtMicros: Int64, keyName: String? = nil, endpoint: String = "/v1/chat/completions",
@@ -68,7 +70,7 @@ public struct RequestRecord: Sendable, Equatable {
         latencyMs: Int = 0, ttfbMs: Int? = nil, cacheHit: Bool = false, failoverUsed: Bool = false, attempts: Int = 0,
         stream: Bool = false, customer: String? = nil, feature: String? = nil, metadata: [String: String] = [:], kind: String = "chat",
         cacheHitKind: String? = nil, cacheSimilarity: Double? = nil, cacheEntry: String? = nil, embedderCostUSD: Double? = nil,
-        embedderLatencyMs: Int? = nil
+        embedderLatencyMs: Int? = nil, storedResponse: StoredResponse? = nil
     ) {
         self.requestID = requestID
         self.clientRequestID = clientRequestID
@@ -102,6 +104,7 @@ public struct RequestRecord: Sendable, Equatable {
         self.cacheEntry = cacheEntry
         self.embedderCostUSD = embedderCostUSD
         self.embedderLatencyMs = embedderLatencyMs
+        self.storedResponse = storedResponse
         fitColumns()
     }
 
@@ -203,6 +206,12 @@ public protocol RequestLogStore: Sendable {
     /// Spend and requests per hour, key and customer of the rows created at or after `sinceMicros`: what spend
     /// anomalies are found in.
     func hourlySpend(sinceMicros: Int64) async throws -> [HourlySpend]
+    /// The response `id` kept for `keyName`, unless it expired by `nowMicros` (or belongs to another key).
+    func storedResponse(id: String, keyName: String, nowMicros: Int64) async throws -> StoredResponse?
+    /// Deletes the response `id` of `keyName`; false when there was none.
+    func deleteStoredResponse(id: String, keyName: String) async throws -> Bool
+    /// Deletes the responses that expired at or before `expiredBeforeMicros`; returns how many.
+    func purgeStoredResponses(expiredBeforeMicros: Int64) async throws -> Int
     /// Releases connections.
     func close() async
 

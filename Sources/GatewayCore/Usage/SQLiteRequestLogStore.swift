@@ -19,10 +19,10 @@ public final class SQLiteRequestLogStore: RequestLogStore {
     /// The file the rows are kept in.
     public let path: String
     private let dedicated: DedicatedSQLiteConnection
-    private var connection: SQLiteConnection { dedicated.connection }
+    var connection: SQLiteConnection { dedicated.connection }
     private let logger: Logger
     /// One writer at a time on the connection: a batch spans several statements inside one transaction.
-    private let gate = SerialGate()
+    let gate = SerialGate()
 
     /// Opens (creating when missing) the database file and its parent folder.
     /// - Parameters:
@@ -113,6 +113,9 @@ public final class SQLiteRequestLogStore: RequestLogStore {
                     // Built on the thread pool, not on an event loop, where it would hold up that loop's requests.
                     let statement = try await onThreadPool { Self.insertStatement(chunk) }
                     _ = try await connection.query(statement.sql, statement.binds)
+                }
+                for response in records.compactMap(\.storedResponse) {
+                    _ = try await connection.query(Self.insertStoredResponseSQL, Self.binds(response))
                 }
             }
         }
@@ -241,7 +244,7 @@ public final class SQLiteRequestLogStore: RequestLogStore {
 
     // MARK: - Transactions
 
-    private func transaction(immediate: Bool, _ body: () async throws -> Void) async throws {
+    func transaction(immediate: Bool, _ body: () async throws -> Void) async throws {
         _ = try await connection.query(immediate ? "BEGIN IMMEDIATE" : "BEGIN")
         do {
             try await body()

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Foundation
 import Hummingbird
 import Logging
 import NIOConcurrencyHelpers
@@ -23,6 +24,8 @@ struct GatewayHarness: Sendable {
     let records: RecordCollector
     /// The gateway itself, when it runs in this process (its snapshot store, stores and admin routes).
     var daemon: Gateway? = nil
+    /// The request log's writer, when the gateway runs with one (`requestLogStore`).
+    var requestLog: RequestLog? = nil
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
@@ -64,6 +67,7 @@ struct GatewayHarness: Sendable {
         configure: @Sendable (inout GatewayConfig) -> Void = { _ in },
         budgetEvents: @escaping BudgetAlerts.Publisher = { _ in },
         budgetClock: @escaping @Sendable () -> Int64 = BudgetBook.systemClock,
+        requestLogStore: (@Sendable () async throws -> any RequestLogStore)? = nil,
         _ body: @Sendable (GatewayHarness) async throws -> Void
     ) async throws {
         let fakes = [FakeUpstream(kind: .openai), FakeUpstream(kind: .anthropic), FakeUpstream(kind: .gemini)]
@@ -79,11 +83,13 @@ struct GatewayHarness: Sendable {
             var config = defaultConfig(ports: ports, fakes: fakes)
             configure(&config)
             do {
-                try await runGateway(config: config, plainHTTP: plainHTTP, budgetEvents: budgetEvents, budgetClock: budgetClock) { port, records, daemon in
+                try await runGateway(
+                    config: config, plainHTTP: plainHTTP, budgetEvents: budgetEvents, budgetClock: budgetClock, requestLogStore: requestLogStore
+                ) { port, records, daemon in
                     try await body(
                         GatewayHarness(
                             port: port, openai: fakes[0], anthropic: fakes[1], gemini: fakes[2], fakePorts: ports, config: config, records: records,
-                            daemon: daemon))
+                            daemon: daemon, requestLog: (daemon.requestLog as? RecordTee)?.log))
                 }
             } catch {
                 group.cancelAll()
@@ -94,12 +100,15 @@ struct GatewayHarness: Sendable {
     }
 
     /// Runs another gateway with `config` (e.g. a second instance sharing Redis) while `body` runs.
-    func withAnotherGateway(config: GatewayConfig, _ body: @Sendable (GatewayHarness) async throws -> Void) async throws {
-        try await Self.runGateway(config: config) { port, records, daemon in
+    func withAnotherGateway(
+        config: GatewayConfig, requestLogStore: (@Sendable () async throws -> any RequestLogStore)? = nil,
+        _ body: @Sendable (GatewayHarness) async throws -> Void
+    ) async throws {
+        try await Self.runGateway(config: config, requestLogStore: requestLogStore) { port, records, daemon in
             try await body(
                 GatewayHarness(
                     port: port, openai: openai, anthropic: anthropic, gemini: gemini, fakePorts: fakePorts, config: config, records: records,
-                    daemon: daemon))
+                    daemon: daemon, requestLog: (daemon.requestLog as? RecordTee)?.log))
         }
     }
 
@@ -107,16 +116,31 @@ struct GatewayHarness: Sendable {
     private static func runGateway(
         config: GatewayConfig, plainHTTP: UpstreamClients.PlainHTTPClient = .connectionPool,
         budgetEvents: @escaping BudgetAlerts.Publisher = { _ in }, budgetClock: @escaping @Sendable () -> Int64 = BudgetBook.systemClock,
+        requestLogStore: (@Sendable () async throws -> any RequestLogStore)? = nil,
         _ body: (Int, RecordCollector, Gateway) async throws -> Void
     ) async throws {
         var logger = Logger(label: "gateway-test")
         logger.logLevel = .critical
         let records = RecordCollector()
+        // With a store, rows also go to a real request log, which keeps the Responses API's stored responses.
+        var log: RequestLog?
+        if let requestLogStore {
+            let spool = NSTemporaryDirectory() + "harness-spool-\(UUID().uuidString)"
+            log = RequestLog(store: try await requestLogStore(), spoolPath: spool, batchSize: 100, flushInterval: .milliseconds(200), logger: logger)
+        }
         let gateway = try Gateway(
-            config: config, logger: logger, requestLog: records, plainHTTP: plainHTTP, budgetEvents: budgetEvents, budgetClock: budgetClock)
+            config: config, logger: logger, requestLog: log.map { RecordTee(records: records, log: $0) } ?? records,
+            storedResponses: log.map(StoredResponses.init(log:)), plainHTTP: plainHTTP, budgetEvents: budgetEvents, budgetClock: budgetClock)
         let (stream, continuation) = AsyncStream<Int>.makeStream()
         let app = gateway.makeApplication { port in continuation.yield(port) }
         try await withThrowingTaskGroup(of: Void.self) { group in
+            if let log {
+                group.addTask {
+                    try await log.run()
+                    // The group is cancelled by now; closing must not be.
+                    await Task { await log.closeStore() }.value
+                }
+            }
             group.addTask {
                 try await app.runService()
                 await gateway.clients.shutdown()
@@ -156,6 +180,13 @@ struct GatewayHarness: Sendable {
 
     func post(_ path: String = "/v1/chat/completions", json: JSON, key: String? = GatewayHarness.clientKey, headers extra: [String: String] = [:]) async throws -> Reply {
         try await post(path, body: json.serialized(), key: key, headers: extra)
+    }
+
+    func delete(_ path: String, key: String? = GatewayHarness.clientKey) async throws -> Reply {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = .DELETE
+        if let key { request.headers.add(name: "authorization", value: "Bearer \(key)") }
+        return try await send(request)
     }
 
     func get(_ path: String, key: String? = GatewayHarness.clientKey, headers extra: [String: String] = [:]) async throws -> Reply {
@@ -205,6 +236,22 @@ struct GatewayHarness: Sendable {
         var parser = ServerSentEventParser()
         let events = (try? parser.feed(Array(body.utf8))) ?? []
         return (events + parser.finish()).map(\.data)
+    }
+}
+
+/// Sends each row to the collector the tests read and to a real request log.
+final class RecordTee: RequestRecordSink {
+    let records: RecordCollector
+    let log: RequestLog
+
+    init(records: RecordCollector, log: RequestLog) {
+        self.records = records
+        self.log = log
+    }
+
+    func record(_ record: RequestRecord) {
+        records.record(record)
+        log.record(record)
     }
 }
 
