@@ -39,7 +39,9 @@ struct SDKCompatibilityTests {
     }
 
     @Test func officialOpenAISDKResponsesOnEveryProvider() async throws {
+        // `native` is passed through to a provider serving the Responses API; the others are translated.
         try await Self.check(
-            "openai_responses_check.py", Self.chatModels, passed: "responses sdk checks passed", requestLogStore: StoredResponsesRouteTests.sqlite())
+            "openai_responses_check.py", Self.chatModels + ["native=openai"], passed: "responses sdk checks passed",
+            configure: ResponsesPassthroughTests.configure, requestLogStore: StoredResponsesRouteTests.sqlite())
     }
 }

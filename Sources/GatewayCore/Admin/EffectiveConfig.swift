@@ -20,6 +20,7 @@ enum EffectiveConfig {
                     "idle": duration(provider.timeouts.idle), "total": duration(provider.timeouts.total),
                 ],
                 "retries": .int(Int64(provider.retries)),
+                "responses_api": .bool(provider.servesResponsesAPI),
                 "retry_after_max": duration(provider.retryAfterMax),
                 "circuit_breaker": [
                     "consecutive_failures": .int(Int64(provider.circuitBreaker.consecutiveFailures)),

@@ -5,7 +5,7 @@ import Yams
 extension ConfigLoader {
     static let providerKeys = [
         "type", "base_url", "api_key", "timeouts", "headers", "retries", "retry_after_max",
-        "max_tokens_default", "anthropic_version", "circuit_breaker",
+        "max_tokens_default", "anthropic_version", "circuit_breaker", "responses_api",
     ]
 
     /// Where each provider type answers when `base_url` is left out.
@@ -78,6 +78,12 @@ extension ConfigLoader {
         }
         if let node = section["anthropic_version"], let value = reader.string(node, path: section.path("anthropic_version"), allowEmpty: false) {
             provider.anthropicVersion = value
+        }
+        if let node = section["responses_api"] {
+            if type != .openai {
+                reader.warning("responses_api is only used by openai providers; this one is \(type.rawValue)", at: section.entries["responses_api"]?.key, path: section.path("responses_api"))
+            }
+            provider.responsesAPI = reader.bool(node, path: section.path("responses_api"))
         }
         return provider
     }

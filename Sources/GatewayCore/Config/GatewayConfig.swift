@@ -137,6 +137,9 @@ public struct ProviderConfig: Sendable, Equatable {
     public var anthropicVersion = "2023-06-01"
     /// When the provider's circuit opens.
     public var circuitBreaker = CircuitBreakerSettings()
+    /// `responses_api`: whether an `openai` provider serves OpenAI's Responses API (`POST /responses`), so that
+    /// `/v1/responses` requests go to it as sent; nil decides by `base_url` (OpenAI's own host only).
+    public var responsesAPI: Bool?
 
     public init(name: String, type: ProviderType, baseURL: String, apiKey: String? = nil) {
         self.name = name
@@ -147,6 +150,14 @@ public struct ProviderConfig: Sendable, Equatable {
 
     /// False while a referenced environment variable is unset.
     public var isEnabled: Bool { missingVariables.isEmpty }
+
+    /// Whether `/v1/responses` requests go to this provider as sent: `responses_api`, else true for an `openai`
+    /// provider on OpenAI's own host (compatible servers rarely serve the Responses API, and get chat).
+    public var servesResponsesAPI: Bool {
+        guard type == .openai else { return false }
+        if let responsesAPI { return responsesAPI }
+        return baseURL.hasPrefix("https://api.openai.com/")
+    }
 }
 
 /// USD per one million tokens.

@@ -40,12 +40,19 @@ public protocol ClientDialect: Sendable {
     /// The body of an answer a provider gave in this API itself (`ChatCompletion.native`), or nil for a dialect
     /// no provider speaks.
     func encodeNativeAnswer(_ native: [UInt8], costUSD: Double?, latencyMs: Int) -> ByteBuffer?
+
+    /// The same, for a dialect whose answer depends on the request (a Responses answer's id and keeping).
+    func encodeNativeAnswer(_ native: [UInt8], for request: ChatRequest, costUSD: Double?, latencyMs: Int) -> ByteBuffer?
 }
 
 extension ClientDialect {
     public func prepare(_ request: ChatRequest, key: KeyConfig, context: GatewayRequestContext) async throws -> ChatRequest { request }
 
     public func encodeNativeAnswer(_ native: [UInt8], costUSD: Double?, latencyMs: Int) -> ByteBuffer? { nil }
+
+    public func encodeNativeAnswer(_ native: [UInt8], for request: ChatRequest, costUSD: Double?, latencyMs: Int) -> ByteBuffer? {
+        encodeNativeAnswer(native, costUSD: costUSD, latencyMs: latencyMs)
+    }
 
     public func encodeAnswer(_ completionText: [UInt8], for request: ChatRequest, costUSD: Double?, latencyMs: Int) -> ByteBuffer {
         encodeAnswer(completionText, costUSD: costUSD, latencyMs: latencyMs)
@@ -54,7 +61,9 @@ extension ClientDialect {
     /// The body of `answer` to `request`: the provider's own when it answered in this API, else the canonical one
     /// encoded.
     func encode(_ answer: CachedAnswer, for request: ChatRequest, costUSD: Double?, latencyMs: Int) -> ByteBuffer {
-        if let native = answer.native, let body = encodeNativeAnswer(native, costUSD: costUSD, latencyMs: latencyMs) { return body }
+        if let native = answer.native, let body = encodeNativeAnswer(native, for: request, costUSD: costUSD, latencyMs: latencyMs) {
+            return body
+        }
         return encodeAnswer(answer.completionText, for: request, costUSD: costUSD, latencyMs: latencyMs)
     }
 }

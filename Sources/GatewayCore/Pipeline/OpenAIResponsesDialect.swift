@@ -35,15 +35,16 @@ public struct OpenAIResponsesDialect: ClientDialect {
         var request = try decode(json: json)
         var extras = try Self.extras(of: json)
         extras.store = false
-        request.responses = ResponsesContext(
-            id: Self.makeResponseID(), extras: extras, body: json.objectValue ?? [:], input: Self.inputItems(of: json["input"]))
+        let object = json.objectValue ?? [:]
+        request.responses = ResponsesContext(id: Self.makeResponseID(), extras: extras, body: object, input: Self.inputItems(of: json["input"]))
+        request.native = Self.nativeRequest(body: Array(body.readableBytesView), object: object)
         return request
     }
 
     /// Follows `previous_response_id` (the previous conversation goes before this request's input) and, when the
     /// request asks for it (`store`, true by default), arranges for the response to be kept for its key.
-    /// - Throws: `GatewayError`: 404 `previous_response_not_found` for a response that is not there for this key (or
-    ///   expired), 400 when the gateway keeps no responses (`request_log.backend: off`), 503 when the database cannot
+    /// - Throws: `GatewayError`: 400 `previous_response_not_found` (OpenAI's status for it) for a response that is not
+    ///   there for this key (or expired), 400 when the gateway keeps no responses (`request_log.backend: off`), 503 when the database cannot
     ///   be asked.
     public func prepare(_ request: ChatRequest, key: KeyConfig, context requestContext: GatewayRequestContext) async throws -> ChatRequest {
         guard var context = request.responses else { return request }
@@ -63,7 +64,7 @@ public struct OpenAIResponsesDialect: ClientDialect {
                 throw GatewayError.unavailable("The previous response cannot be read now: the request log's database is unavailable. Try again later.")
             }
             guard let previous else {
-                throw GatewayError.notFound(
+                throw GatewayError.invalidRequest(
                     "Previous response with id '\(Self.printable(previousID))' not found.", param: "previous_response_id",
                     code: "previous_response_not_found")
             }
@@ -72,6 +73,8 @@ public struct OpenAIResponsesDialect: ClientDialect {
             body["input"] = .array(conversation)
             body["previous_response_id"] = nil
             chat = try decode(json: .object(body))
+            // OpenAI gets the whole conversation too: the previous response is the gateway's, not OpenAI's.
+            chat.native = Self.nativeRequest(body: Array(JSON.object(body).serialized().utf8), object: body)
         }
         if asked, let stored {
             context.extras.store = true
@@ -97,6 +100,30 @@ public struct OpenAIResponsesDialect: ClientDialect {
             throw .invalidRequest("The request body must be a JSON object, not \(body.typeName).")
         }
         return try extras(of: RequestFields(object, at: ""))
+    }
+
+    /// The request as OpenAI's Responses API takes it, for a provider that serves it (`ProviderConfig.servesResponsesAPI`).
+    static func nativeRequest(body: [UInt8], object: [String: JSON]) -> NativeRequest {
+        NativeRequest(dialect: .openAIResponses, body: body, object: object, path: "/responses")
+    }
+
+    /// OpenAI's own answer under the request's response id (a cached or shared answer is a response of its own),
+    /// `store` saying whether the gateway keeps it, with the gateway's `cost_usd` and `latency_ms`; kept when asked.
+    public func encodeNativeAnswer(_ native: [UInt8], for request: ChatRequest, costUSD: Double?, latencyMs: Int) -> ByteBuffer? {
+        var bytes = native
+        if let context = request.responses {
+            bytes = JSONSplice.replacingTopLevelValue(of: "id", in: bytes, with: .string(context.id))
+            bytes = JSONSplice.replacingTopLevelValue(of: "store", in: bytes, with: .bool(context.extras.store))
+            if let previous = context.extras.previousResponseID {
+                bytes = JSONSplice.replacingTopLevelValue(of: "previous_response_id", in: bytes, with: .string(previous))
+            }
+            if let keeper = context.keeper, let object = try? JSON.parse(bytes) { keeper.keep(object) }
+        }
+        return OpenAIChatDialect.answerBody(bytes, cost: costUSD, latencyMs: latencyMs)
+    }
+
+    public func encodeNativeAnswer(_ native: [UInt8], costUSD: Double?, latencyMs: Int) -> ByteBuffer? {
+        OpenAIChatDialect.answerBody(native, cost: costUSD, latencyMs: latencyMs)
     }
 
     /// A `response` object for a complete answer, with a fresh id and no request to echo (`encodeResponse` has one).
@@ -837,6 +864,32 @@ extension OpenAIResponsesDialect {
             }
             return buffer
         }
+
+        /// OpenAI's own events, as they came; the final response is kept when asked. The events that carry the whole
+        /// response say what the gateway did with it: `store` whether it keeps it, `previous_response_id` the one it
+        /// followed (OpenAI got the conversation instead).
+        public mutating func nativeFrames(_ events: [ServerSentEvent]) -> ByteBuffer {
+            var buffer = ByteBuffer()
+            for var event in events {
+                let name = event.event ?? ""
+                guard Self.responseEvents.contains(name), var data = try? JSON.parse(event.data), var response = data["response"] else {
+                    event.write(to: &buffer)
+                    continue
+                }
+                response["store"] = .bool(extras.store)
+                if let previous = extras.previousResponseID { response["previous_response_id"] = .string(previous) }
+                data["response"] = response
+                event.data = data.serialized()
+                event.write(to: &buffer)
+                if name == "response.completed" || name == "response.incomplete" { keeper?.keep(response) }
+            }
+            return buffer
+        }
+
+        /// The events whose `response` is the whole response object.
+        static let responseEvents: Set<String> = [
+            "response.created", "response.in_progress", "response.completed", "response.incomplete", "response.failed",
+        ]
 
         /// An `error` event; the stream writes nothing after it.
         public mutating func errorFrame(_ error: GatewayError) -> ByteBuffer {

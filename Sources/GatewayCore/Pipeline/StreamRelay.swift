@@ -72,7 +72,7 @@ struct StreamRelay<Frames: StreamFrameEncoder>: Sendable {
             await output.send(write(held.payloads, held.events))
         }
         let reader = Task(executorPreference: TaskPlacement.preferredExecutor) {
-            var translator = opened.adapter.makeStreamTranslator(model: requestedModel, includeUsage: includeUsage)
+            var translator = opened.makeStreamTranslator(model: requestedModel, includeUsage: includeUsage)
             var parser = ServerSentEventParser()
             for try await chunk in opened.response.body {
                 lastRead.store(StreamClock.nowNanoseconds(), ordering: .relaxed)

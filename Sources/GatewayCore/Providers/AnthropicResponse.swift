@@ -86,9 +86,7 @@ struct AnthropicStreamTranslator: StreamTranslator {
 
     mutating func consume(_ event: ServerSentEvent) throws(GatewayError) -> [String] {
         guard !finished else { return [] }
-        guard let data = try? JSON.parse(event.data), data.objectValue != nil else {
-            throw .badGateway("The provider sent a streamed event that is not JSON.")
-        }
+        let data = try event.jsonObject()
         switch data["type"]?.stringValue ?? event.event {
         case "message_start":
             counts.read(data["message"]?["usage"])

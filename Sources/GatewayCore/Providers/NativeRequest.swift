@@ -2,6 +2,8 @@
 public enum NativeDialect: String, Sendable {
     /// Anthropic's Messages API, spoken by `type: anthropic` providers.
     case anthropicMessages
+    /// OpenAI's Responses API, spoken by OpenAI itself (`ProviderConfig.servesResponsesAPI`).
+    case openAIResponses
 }
 
 /// The client's own request body, kept beside the canonical request for a provider that speaks the client's API.
@@ -39,14 +41,10 @@ public struct NativeRequest: Sendable {
     /// The body with its top-level `model` set to `model`, every other byte as sent.
     /// - Throws: `GatewayError` (400) when the body has no top-level `model` string (decoding checked it had).
     public func body(withModel model: String) throws(GatewayError) -> [UInt8] {
-        guard let range = JSONSplice.topLevelValueRange(of: "model", in: body) else {
+        guard JSONSplice.topLevelValueRange(of: "model", in: body) != nil else {
             throw .invalidRequest("Missing required parameter: 'model'.", param: "model", code: "missing_required_parameter")
         }
-        var text = ""
-        JSON.string(model).write(to: &text)
-        var result = body
-        result.replaceSubrange(range, with: Array(text.utf8))
-        return result
+        return JSONSplice.replacingTopLevelValue(of: "model", in: body, with: .string(model))
     }
 
     /// The 400 a provider of another API gives when the request holds something it cannot honour; nil when none.
@@ -54,7 +52,7 @@ public struct NativeRequest: Sendable {
         guard let first = untranslatable.first else { return nil }
         return .invalidRequest(
             "Provider '\(provider.name)' (type \(provider.type.rawValue)) cannot honour \(first.what) in '\(first.param)'; "
-                + "send this request to an Anthropic model, or leave it out.",
+                + "send this request to \(dialect == .anthropicMessages ? "an Anthropic" : "an OpenAI") model, or leave it out.",
             param: first.param, code: "unsupported_parameter")
     }
 }
@@ -85,6 +83,14 @@ enum JSONSplice {
             guard index < bytes.count else { return nil }
             if bytes[index] == UInt8(ascii: ",") { index += 1 } else if bytes[index] != UInt8(ascii: "}") { return nil }
         }
+    }
+
+    /// `bytes` with the value of the top-level member `key` replaced by `value`; unchanged when it has no such member.
+    static func replacingTopLevelValue(of key: String, in bytes: [UInt8], with value: JSON) -> [UInt8] {
+        guard let range = topLevelValueRange(of: key, in: bytes) else { return bytes }
+        var result = bytes
+        result.replaceSubrange(range, with: Array(value.serialized().utf8))
+        return result
     }
 
     private static func skipSpace(_ bytes: [UInt8], _ start: Int) -> Int {

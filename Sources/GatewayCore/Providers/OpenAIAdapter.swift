@@ -41,6 +41,18 @@ public struct OpenAIAdapter: ProviderAdapter {
     /// The answer is the provider's own body.
     public var passesAnswersThrough: Bool { true }
 
+    /// OpenAI's Responses API, where the provider serves it (`ProviderConfig.servesResponsesAPI`).
+    public func speaks(_ dialect: NativeDialect, provider: ProviderConfig) -> Bool {
+        dialect == .openAIResponses && provider.servesResponsesAPI
+    }
+
+    /// The client's Responses body as sent, with the deployment's model, to `POST /responses`.
+    public func makePassthroughRequest(_ native: NativeRequest, upstreamModel: String, provider: ProviderConfig) throws(GatewayError)
+        -> UpstreamRequest
+    {
+        UpstreamRequest(path: native.path, headers: Self.headers(for: provider), rawBody: try native.body(withModel: upstreamModel))
+    }
+
     public func errorMessage(from body: JSON) -> String? {
         body["error"]?["message"]?.stringValue ?? body["message"]?.stringValue ?? body["error"]?.stringValue
     }
@@ -62,9 +74,7 @@ struct OpenAIStreamTranslator: StreamTranslator {
             return []
         }
         guard !sawDone else { return [] }
-        guard var chunk = try? JSON.parse(event.data), chunk.objectValue != nil else {
-            throw .badGateway("The provider sent a streamed event that is not JSON.")
-        }
+        var chunk = try event.jsonObject()
         if let error = chunk["error"], !error.isNull {
             throw GatewayError(
                 status: 502, type: error["type"]?.stringValue ?? "api_error",

@@ -8,6 +8,8 @@ public struct UpstreamRequest: Sendable {
     public var body: JSON
     /// The body's bytes as the client sent them (`NativeRequest`), sent instead of `body` when set.
     public var rawBody: [UInt8]?
+    /// The client's API the body is in, when it went out as sent: the answer is in that API too.
+    public var nativeDialect: NativeDialect?
 
     public init(path: String, headers: [(name: String, value: String)], body: JSON) {
         self.path = path
@@ -82,7 +84,10 @@ public protocol ProviderAdapter: Sendable {
     /// The client API this provider speaks natively; a request in it goes through as the client sent it.
     var nativeDialect: NativeDialect? { get }
 
-    /// The request for `native`, a body in `nativeDialect`: the body as sent, with `upstreamModel`.
+    /// Whether `provider` takes requests in `dialect` as the client sent them; by default, when it is `nativeDialect`.
+    func speaks(_ dialect: NativeDialect, provider: ProviderConfig) -> Bool
+
+    /// The request for `native`, a body in a dialect the provider `speaks`: the body as sent, with `upstreamModel`.
     func makePassthroughRequest(_ native: NativeRequest, upstreamModel: String, provider: ProviderConfig) throws(GatewayError)
         -> UpstreamRequest
 }
@@ -91,6 +96,8 @@ extension ProviderAdapter {
     public var passesAnswersThrough: Bool { false }
 
     public var nativeDialect: NativeDialect? { nil }
+
+    public func speaks(_ dialect: NativeDialect, provider: ProviderConfig) -> Bool { nativeDialect == dialect }
 
     public func makePassthroughRequest(_ native: NativeRequest, upstreamModel: String, provider: ProviderConfig) throws(GatewayError)
         -> UpstreamRequest

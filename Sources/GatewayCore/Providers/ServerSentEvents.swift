@@ -30,6 +30,17 @@ public struct ServerSentEvent: Sendable, Equatable {
 ///
 /// Follows the WHATWG rules: lines end in LF, CRLF or CR; a blank line ends an event;
 /// lines starting with `:` are comments; `data:` lines are joined with LF.
+extension ServerSentEvent {
+    /// The event's data as a JSON object, for a provider's stream translator.
+    /// - Throws: `GatewayError` (502) when it is not one.
+    func jsonObject() throws(GatewayError) -> JSON {
+        guard let data = try? JSON.parse(data), data.objectValue != nil else {
+            throw .badGateway("The provider sent a streamed event that is not JSON.")
+        }
+        return data
+    }
+}
+
 public struct ServerSentEventParser: Sendable {
     private var line: [UInt8] = []
     private var event: String?

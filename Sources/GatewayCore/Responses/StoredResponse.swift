@@ -31,14 +31,21 @@ public struct StoredResponse: Sendable, Equatable {
         self.keyName == keyName && nowMicros < expiresAtMicros
     }
 
-    /// The input items a request continuing this response starts from: its input, then its output items (a reasoning
-    /// item only when it carries its encrypted content, the only form a provider takes back without its own store).
+    /// The input items a request continuing this response starts from: its input, then its output items without
+    /// their ids (a reasoning item only when it carries its encrypted content, the only form a provider takes back
+    /// without its own store).
     public func conversationItems() -> [JSON] {
         let input = (try? JSON.parse(Array(self.input.utf8)))?.arrayValue ?? []
         let output = (try? JSON.parse(Array(response.utf8)))?["output"]?.arrayValue ?? []
-        return input + output.filter { item in
-            item["type"]?.stringValue != "reasoning" || item["encrypted_content"]?.stringValue != nil
-        }
+        // Output items go back without their ids: a provider without this response in its own store refuses ids it
+        // does not know.
+        return input
+            + output.filter { item in item["type"]?.stringValue != "reasoning" || item["encrypted_content"]?.stringValue != nil }
+            .map { item in
+                var item = item
+                item["id"] = nil
+                return item
+            }
     }
 }
 

@@ -107,8 +107,9 @@ final class ResponseKeeper: Sendable {
     func keep(_ response: JSON) {
         let now = UnixTime.nowMicros()
         let (seconds, attoseconds) = ttl.components
+        // A response OpenAI streamed as it came carries OpenAI's id; every other one carries `id`.
         let stored = StoredResponse(
-            id: id, keyName: keyName, createdAtMicros: now, expiresAtMicros: now + seconds * 1_000_000 + attoseconds / 1_000_000_000_000,
+            id: response["id"]?.stringValue ?? id, keyName: keyName, createdAtMicros: now, expiresAtMicros: now + seconds * 1_000_000 + attoseconds / 1_000_000_000_000,
             response: response.serialized(), input: input)
         responses.keep(stored)
         outcome?.update { $0.storedResponse = stored }

@@ -20,8 +20,10 @@ extension ChatRequest: UpstreamOperation {
     /// other, unless it lost something on the way (`NativeRequest.untranslatable`).
     public func makeRequest(adapter: any ProviderAdapter, upstreamModel: String, provider: ProviderConfig) throws(GatewayError) -> UpstreamRequest {
         if let native {
-            if adapter.nativeDialect == native.dialect {
-                return try adapter.makePassthroughRequest(native, upstreamModel: upstreamModel, provider: provider)
+            if adapter.speaks(native.dialect, provider: provider) {
+                var request = try adapter.makePassthroughRequest(native, upstreamModel: upstreamModel, provider: provider)
+                request.nativeDialect = native.dialect
+                return request
             }
             if let refusal = native.refusal(by: provider) { throw refusal }
         }

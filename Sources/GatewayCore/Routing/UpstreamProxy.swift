@@ -14,7 +14,21 @@ public struct OpenedUpstream: Sendable {
     /// When the whole request must be done.
     public var deadline: ContinuousClock.Instant
     /// Whether the request went out as the client sent it (`NativeRequest`): the answer is in the client's API.
-    public var passthrough = false
+    public var passthrough: Bool { nativeDialect != nil }
+    /// The client's API the request went out in, as sent; nil when the provider got its own API.
+    public var nativeDialect: NativeDialect?
+
+    /// Translates a non-streamed answer into the canonical one: a Responses answer by `OpenAIResponsesReader`,
+    /// anything else by the provider's adapter.
+    func translateResponse(_ body: JSON, model: String) throws(GatewayError) -> ChatCompletion {
+        nativeDialect == .openAIResponses ? try OpenAIResponsesReader.completion(from: body, model: model) : try adapter.translateResponse(body, model: model)
+    }
+
+    /// The translator of a streamed answer into canonical chunks, chosen as `translateResponse` chooses.
+    func makeStreamTranslator(model: String, includeUsage: Bool) -> any StreamTranslator {
+        nativeDialect == .openAIResponses
+            ? OpenAIResponsesStreamReader(model: model, includeUsage: includeUsage) : adapter.makeStreamTranslator(model: model, includeUsage: includeUsage)
+    }
 }
 
 /// Sends an operation's requests to providers and maps every failure to a `GatewayError` fit for the client.
@@ -62,7 +76,7 @@ public struct UpstreamProxy: Sendable {
         guard (200..<300).contains(Int(response.status.code)) else {
             throw await Self.statusFailure(response, provider: provider, adapter: adapter)
         }
-        return OpenedUpstream(model: model, adapter: adapter, response: response, deadline: deadline, passthrough: upstream.rawBody != nil)
+        return OpenedUpstream(model: model, adapter: adapter, response: response, deadline: deadline, nativeDialect: upstream.nativeDialect)
     }
 
     /// Reads a non-streamed answer's whole body within the request's deadline, as JSON, with its text.
@@ -92,8 +106,8 @@ public struct UpstreamProxy: Sendable {
     /// Reads and translates a non-streamed chat answer.
     public func completion(from opened: OpenedUpstream, requestedModel: String) async throws(GatewayError) -> ChatCompletion {
         let (json, body) = try await self.body(of: opened)
-        var completion = try opened.adapter.translateResponse(json, model: requestedModel)
-        if opened.adapter.passesAnswersThrough { completion.text = JSON.trimmingWhitespace(body.readableBytesView) }
+        var completion = try opened.translateResponse(json, model: requestedModel)
+        if opened.adapter.passesAnswersThrough, !opened.passthrough { completion.text = JSON.trimmingWhitespace(body.readableBytesView) }
         if opened.passthrough { completion.native = JSON.trimmingWhitespace(body.readableBytesView) }
         return completion
     }

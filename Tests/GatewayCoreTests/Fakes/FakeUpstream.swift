@@ -27,6 +27,8 @@ final class FakeUpstream: Sendable {
     private let recorded = NIOLockedValueBox<[Recorded]>([])
     private let cancelled = NIOLockedValueBox(0)
     private let scriptedFailures = NIOLockedValueBox<[(status: Int, retryAfter: String?)]>([])
+    /// The `/v1/responses` answers kept for `previous_response_id` (those not made with `store: false`).
+    let storedResponses = FakeOpenAIResponses.Store()
 
     /// Makes the next `count` requests fail with `status` (and `Retry-After`, when given), whatever they ask for.
     func failNext(_ count: Int, status: Int, retryAfter: String? = nil) {
@@ -74,6 +76,19 @@ final class FakeUpstream: Sendable {
             return response
         }
         let method = request.method.rawValue
+        if kind == .openai, path == FakeOpenAIResponses.path {
+            if let rejection = FakeOpenAIResponses.check(method: method, headers: headers, body: body, expectedKey: key, store: storedResponses) {
+                return Self.json(rejection.body, status: rejection.status)
+            }
+            let json = json ?? [:]
+            if let model = json["model"]?.stringValue, model.hasPrefix("status-"), let status = Int(model.dropFirst(7)) {
+                return Self.json(FakeOpenAIRules.error(status, "Fake failure \(status)", type: "server_error").body, status: status)
+            }
+            let answer = FakeOpenAIResponses.response(for: json)
+            storedResponses.remember(answer, request: json)
+            guard json["stream"]?.boolValue == true else { return Self.json(answer) }
+            return eventStream(FakeOpenAIResponses.streamEvents(of: answer), answering: request)
+        }
         if let answer = try await embeddingsAnswer(method: method, path: path, headers: headers, json: json) { return answer }
         let rejection: (status: Int, body: JSON)?
         switch kind {
@@ -121,6 +136,17 @@ final class FakeUpstream: Sendable {
         }
         let stall = model == "stall-stream"
         let slow = model == "slow-stream"
+        return eventStream(events, answering: request) { index in
+            if stall && index == 2 { try await Task.sleep(for: .seconds(30)) }
+            if slow && index > 0 { try await Task.sleep(for: .milliseconds(300)) }
+        }
+    }
+
+    /// A `text/event-stream` response writing `events`, each after `pause(index)`; a client that leaves cancels it
+    /// (counted in `cancelled`).
+    private func eventStream(
+        _ events: [ServerSentEvent], answering request: Request, pause: @escaping @Sendable (Int) async throws -> Void = { _ in }
+    ) -> Response {
         let requestBody = request.body
         return Response(
             status: .ok, headers: [.contentType: "text/event-stream"],
@@ -128,11 +154,9 @@ final class FakeUpstream: Sendable {
                 do {
                     try await requestBody.consumeWithCancellationOnInboundClose { _ in
                         for (index, event) in events.enumerated() {
-                            if stall && index == 2 { try await Task.sleep(for: .seconds(30)) }
-                            if slow && index > 0 { try await Task.sleep(for: .milliseconds(300)) }
+                            try await pause(index)
                             var buffer = ByteBuffer()
-                            if let name = event.event { buffer.writeString("event: \(name)\n") }
-                            buffer.writeString("data: \(event.data)\n\n")
+                            event.write(to: &buffer)
                             try await writer.write(buffer)
                         }
                     }
