@@ -143,3 +143,82 @@ struct ResponsesPassthroughTests {
         #expect(loaded.warnings.contains { $0.description.contains("responses_api is only used by openai providers") })
     }
 }
+
+/// `OpenAIResponsesReader`: OpenAI's Responses answers and streams read into the canonical answer.
+@Suite("OpenAI Responses reader")
+struct OpenAIResponsesReaderTests {
+    static func message(_ parts: [JSON]) -> JSON {
+        ["type": "message", "id": "msg_1", "role": "assistant", "status": "completed", "content": .array(parts)]
+    }
+
+    @Test func anAnswerBecomesTheCanonicalCompletion() throws {
+        let body: JSON = [
+            "object": "response", "id": "resp_1", "model": "gpt-4.1", "status": "completed",
+            "output": [
+                ["type": "reasoning", "id": "rs_1", "summary": []],
+                Self.message([["type": "output_text", "text": "Hel"], ["type": "output_text", "text": "lo"]]),
+                ["type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}"],
+            ],
+            "usage": ["input_tokens": 120, "input_tokens_details": ["cached_tokens": 100], "output_tokens": 9, "total_tokens": 129],
+        ]
+        let completion = try OpenAIResponsesReader.completion(from: body, model: "asked")
+        let choice = try #require(completion.body["choices"]?.arrayValue?.first)
+        #expect(choice["message"]?["content"] == "Hello")
+        #expect(choice["message"]?["tool_calls"]?.arrayValue?.first?["function"]?["arguments"] == "{\"city\":\"Paris\"}")
+        #expect(choice["finish_reason"] == "tool_calls")
+        #expect(completion.usage == Usage(promptTokens: 120, completionTokens: 9, cachedTokens: 100))
+    }
+
+    @Test func incompleteAndRefusedAnswersKeepTheirMeaning() throws {
+        let cut: JSON = [
+            "object": "response", "status": "incomplete", "incomplete_details": ["reason": "max_output_tokens"],
+            "output": [Self.message([["type": "output_text", "text": "trunc"]])], "usage": ["input_tokens": -5, "output_tokens": 1e30],
+        ]
+        let completion = try OpenAIResponsesReader.completion(from: cut, model: "m")
+        #expect(completion.body["choices"]?.arrayValue?.first?["finish_reason"] == "length")
+        #expect(completion.usage?.promptTokens == 0, "a negative count from outside is no count")
+        #expect(completion.usage?.completionTokens == Usage.maximumTokens, "an absurd count is bounded")
+        let refused: JSON = ["object": "response", "status": "completed", "output": [Self.message([["type": "refusal", "refusal": "No."]])]]
+        let message = try OpenAIResponsesReader.completion(from: refused, model: "m").body["choices"]?.arrayValue?.first?["message"]
+        #expect(message?["refusal"] == "No.")
+        #expect(message?["content"] == .null)
+    }
+
+    @Test func whatIsNotAResponseIsABadGateway() {
+        for body: JSON in [["object": "chat.completion", "choices": []], ["object": "response", "status": "failed", "output": [], "error": ["message": "boom"]], "text"] {
+            #expect(throws: GatewayError.self) { try OpenAIResponsesReader.completion(from: body, model: "m") }
+        }
+    }
+
+    @Test func aStreamIsReadIntoChunksAndItsUsage() throws {
+        var reader = OpenAIResponsesStreamReader(model: "m", includeUsage: true)
+        func event(_ type: String, _ fields: [String: JSON]) -> ServerSentEvent {
+            var object = fields
+            object["type"] = .string(type)
+            return ServerSentEvent(event: type, data: JSON.object(object).serialized())
+        }
+        var payloads: [String] = []
+        payloads += try reader.consume(event("response.created", ["response": ["status": "in_progress"]]))
+        payloads += try reader.consume(event("response.output_text.delta", ["delta": "Hi ", "output_index": 0]))
+        payloads += try reader.consume(
+            event("response.output_item.added", ["output_index": 1, "item": ["type": "function_call", "call_id": "call_9", "name": "f", "arguments": ""]]))
+        payloads += try reader.consume(event("response.function_call_arguments.delta", ["output_index": 1, "delta": "{\"a\":"]))
+        payloads += try reader.consume(event("response.function_call_arguments.delta", ["output_index": 1, "delta": "1}"]))
+        payloads += try reader.consume(
+            event("response.completed", ["response": ["status": "completed", "usage": ["input_tokens": 7, "output_tokens": 3]]]))
+        payloads += try reader.finish()
+        let chunks = payloads.compactMap { try? JSON.parse($0) }
+        let arguments = chunks.compactMap { $0["choices"]?.arrayValue?.first?["delta"]?["tool_calls"]?.arrayValue?.first?["function"]?["arguments"]?.stringValue }
+        #expect(arguments.joined() == "{\"a\":1}")
+        #expect(chunks.contains { $0["choices"]?.arrayValue?.first?["delta"]?["content"] == "Hi " })
+        #expect(chunks.contains { $0["choices"]?.arrayValue?.first?["finish_reason"] == "tool_calls" })
+        #expect(reader.usage == Usage(promptTokens: 7, completionTokens: 3))
+        #expect(payloads.last == "[DONE]")
+
+        var cut = OpenAIResponsesStreamReader(model: "m", includeUsage: false)
+        _ = try cut.consume(event("response.output_text.delta", ["delta": "x"]))
+        #expect(throws: GatewayError.self) { try cut.finish() }
+        var failed = OpenAIResponsesStreamReader(model: "m", includeUsage: false)
+        #expect(throws: GatewayError.self) { try failed.consume(event("error", ["message": "overloaded"])) }
+    }
+}

@@ -124,3 +124,34 @@ struct StoredResponsesTests {
         await sqlite.close()
     }
 }
+
+extension StoredResponsesTests {
+    /// While the database is down, the responses waiting in memory stay within `pendingByteLimit`: the oldest make
+    /// room, and are found again once the spool is replayed.
+    @Test func waitingResponsesStayWithinTheirByteLimit() async throws {
+        let folder = NSTemporaryDirectory() + "stored-responses-\(UUID().uuidString)"
+        let sqlite = try await SQLiteRequestLogStore(path: folder + "/requests.db", logger: Self.logger)
+        let store = SwitchableStore(sqlite)
+        let log = RequestLog(store: store, spoolPath: folder + "/spool", batchSize: 50, flushInterval: .seconds(60), logger: Self.logger)
+        let responses = StoredResponses(log: log, pendingByteLimit: 40_000)
+        store.failing = true
+        let big = String(repeating: "x", count: 10_000)
+        let expires = UnixTime.nowMicros() + 60_000_000
+        for index in 0..<6 {
+            var response = Self.response("resp_\(index)", expiresAt: expires)
+            response.input = JSON.array([.string(big)]).serialized()
+            responses.keep(response)
+            log.record(Self.row("r\(index)", keeping: response))
+        }
+        #expect(responses.pendingCount == 3, "three quarter-limit responses fit, with the rest of the fourth's room left")
+        #expect(try await responses.find(id: "resp_5", keyName: "app")?.id == "resp_5")
+        // The oldest made room: finding it asks the database, which is down.
+        await #expect(throws: SwitchableStore.Down.self) { try await responses.find(id: "resp_0", keyName: "app") }
+        await log.flush()
+        store.failing = false
+        await log.flush()
+        #expect(responses.pendingCount == 0)
+        #expect(try await responses.find(id: "resp_0", keyName: "app")?.id == "resp_0", "replayed from the spool")
+        await sqlite.close()
+    }
+}

@@ -26,6 +26,9 @@ public struct StoredResponse: Sendable, Equatable {
         self.input = input
     }
 
+    /// The bytes of its texts.
+    var byteCount: Int { response.utf8.count + input.utf8.count + id.utf8.count + keyName.utf8.count }
+
     /// Whether `keyName` may see it at `nowMicros`.
     public func isVisible(to keyName: String, atMicros nowMicros: Int64) -> Bool {
         self.keyName == keyName && nowMicros < expiresAtMicros

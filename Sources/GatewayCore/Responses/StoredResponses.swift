@@ -6,8 +6,8 @@ import NIOConcurrencyHelpers
 /// A kept response travels with its request's row (`RequestRecord.storedResponse`), so it is written in the row's
 /// batch, spooled through a database outage and replayed with it: keeping one adds no write to the request path.
 /// Until the row is written, the response waits here, so the gateway that answered finds it at once; another gateway
-/// of a fleet finds it once the row is written (within `request_log.flush_interval`). At most `pendingLimit` wait
-/// here: beyond, the oldest are only in the log's queue or spool until written.
+/// of a fleet finds it once the row is written (within `request_log.flush_interval`). At most `pendingLimit` responses
+/// and `pendingByteLimit` bytes wait here: beyond, the oldest are only in the log's queue or spool until written.
 ///
 /// Responses are scoped to the key that made them: any other key is told there is no such response.
 ///
@@ -18,23 +18,35 @@ import NIOConcurrencyHelpers
 public final class StoredResponses: Sendable {
     /// How many responses may wait here for their rows to be written.
     public static let pendingLimit = 10_000
+    /// How many bytes of responses and conversations may wait here by default (a long conversation is kept whole
+    /// each turn).
+    public static let defaultPendingByteLimit = 64 << 20
+    /// How many bytes of responses and conversations may wait here.
+    public let pendingByteLimit: Int
 
     private struct Pending {
         var byID: [String: (order: Int, response: StoredResponse)] = [:]
         var next = 0
+        var bytes = 0
+
+        mutating func remove(_ id: String) {
+            guard let removed = byID.removeValue(forKey: id) else { return }
+            bytes -= removed.response.byteCount
+        }
     }
 
     private let log: RequestLog
     private let pending = NIOLockedValueBox(Pending())
 
     /// Keeps responses in `log`'s database, and learns from it when their rows are written.
-    public init(log: RequestLog) {
+    public init(log: RequestLog, pendingByteLimit: Int = StoredResponses.defaultPendingByteLimit) {
         self.log = log
+        self.pendingByteLimit = pendingByteLimit
         log.onWritten { [weak self] records in
             let written = records.compactMap(\.storedResponse?.id)
             guard let self, !written.isEmpty else { return }
             self.pending.withLockedValue { pending in
-                for id in written { pending.byID.removeValue(forKey: id) }
+                for id in written { pending.remove(id) }
             }
         }
     }
@@ -44,11 +56,17 @@ public final class StoredResponses: Sendable {
 
     /// Makes `response` findable now; its row carries it to the database.
     func keep(_ response: StoredResponse) {
+        let pendingByteLimit = self.pendingByteLimit
         pending.withLockedValue { pending in
+            pending.remove(response.id)
             pending.byID[response.id] = (pending.next, response)
+            pending.bytes += response.byteCount
             pending.next += 1
-            if pending.byID.count > Self.pendingLimit, let oldest = pending.byID.min(by: { $0.value.order < $1.value.order }) {
-                pending.byID.removeValue(forKey: oldest.key)
+            // Rare (the database is down or slow): the oldest are still in the log's queue or spool.
+            while pending.byID.count > Self.pendingLimit || (pending.bytes > pendingByteLimit && pending.byID.count > 1),
+                let oldest = pending.byID.min(by: { $0.value.order < $1.value.order })
+            {
+                pending.remove(oldest.key)
             }
         }
     }

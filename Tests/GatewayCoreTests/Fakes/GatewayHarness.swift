@@ -130,7 +130,7 @@ struct GatewayHarness: Sendable {
         }
         let gateway = try Gateway(
             config: config, logger: logger, requestLog: log.map { RecordTee(records: records, log: $0) } ?? records,
-            storedResponses: log.map(StoredResponses.init(log:)), plainHTTP: plainHTTP, budgetEvents: budgetEvents, budgetClock: budgetClock)
+            storedResponses: log.map { StoredResponses(log: $0) }, plainHTTP: plainHTTP, budgetEvents: budgetEvents, budgetClock: budgetClock)
         let (stream, continuation) = AsyncStream<Int>.makeStream()
         let app = gateway.makeApplication { port in continuation.yield(port) }
         try await withThrowingTaskGroup(of: Void.self) { group in
