@@ -137,7 +137,7 @@ struct StoredResponsesRouteTests {
             #expect(try await gateway.delete("/v1/responses/\(id)", key: other).status == 404)
             let follow = try await gateway.post(
                 "/v1/responses", json: ["model": "gpt-4o-mini", "input": "yours?", "previous_response_id": .string(id)], key: other)
-            #expect(follow.status == 400)
+            #expect(follow.status == 404)
             #expect(follow.json?["error"]?["code"] == "previous_response_not_found")
             #expect(gateway.openai.requests.count == 1, "a refused continuation reaches no provider")
 
@@ -147,7 +147,7 @@ struct StoredResponsesRouteTests {
             #expect(try await gateway.get("/v1/responses/\(id)").status == 404)
             #expect(try await gateway.delete("/v1/responses/\(id)").status == 404)
             let gone = try await gateway.post("/v1/responses", json: ["model": "gpt-4o-mini", "input": "x", "previous_response_id": .string(id)])
-            #expect(gone.status == 400)
+            #expect(gone.status == 404)
             #expect(gone.json?["error"]?["code"] == "previous_response_not_found")
         }
     }

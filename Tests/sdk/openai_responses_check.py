@@ -84,7 +84,7 @@ def run(model, provider):
     try:
         client.responses.create(model=model, input="x", previous_response_id=reply.id)
         check(False, "previous_response_id of a deleted response was accepted")
-    except openai.BadRequestError as error:
+    except openai.NotFoundError as error:
         check(error.body["code"] == "previous_response_not_found", f"previous_response_id error {error.body}")
     print(f"ok {model} errors")
 

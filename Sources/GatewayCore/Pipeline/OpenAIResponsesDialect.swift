@@ -43,8 +43,8 @@ public struct OpenAIResponsesDialect: ClientDialect {
 
     /// Follows `previous_response_id` (the previous conversation goes before this request's input) and, when the
     /// request asks for it (`store`, true by default), arranges for the response to be kept for its key.
-    /// - Throws: `GatewayError`: 400 `previous_response_not_found` (OpenAI's status for it) for a response that is not
-    ///   there for this key (or expired), 400 when the gateway keeps no responses (`request_log.backend: off`), 503 when the database cannot
+    /// - Throws: `GatewayError`: 404 `previous_response_not_found` for a response that is not there for this key (or
+    ///   expired; OpenAI says 400 with the same code), 400 when the gateway keeps no responses (`request_log.backend: off`), 503 when the database cannot
     ///   be asked.
     public func prepare(_ request: ChatRequest, key: KeyConfig, context requestContext: GatewayRequestContext) async throws -> ChatRequest {
         guard var context = request.responses else { return request }
@@ -64,7 +64,7 @@ public struct OpenAIResponsesDialect: ClientDialect {
                 throw GatewayError.unavailable("The previous response cannot be read now: the request log's database is unavailable. Try again later.")
             }
             guard let previous else {
-                throw GatewayError.invalidRequest(
+                throw GatewayError.notFound(
                     "Previous response with id '\(Self.printable(previousID))' not found.", param: "previous_response_id",
                     code: "previous_response_not_found")
             }
