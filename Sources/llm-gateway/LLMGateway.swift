@@ -93,7 +93,7 @@ struct Serve: AsyncParsableCommand {
         }
         let log = try await openStoreOrExit(config).map { RequestLog(store: $0, config: config, logger: logger) }
         let gateway = try Gateway(
-            config: config, logger: logger, requestLog: log, storedResponses: log.map { StoredResponses(log: $0) }, sourceSHA256: loaded.sourceSHA256,
+            config: config, logger: logger, requestLog: log, storedResponses: log.map { StoredResponses(log: $0, fleetWait: StoredResponses.fleetWait(for: config.requestLog)) }, sourceSHA256: loaded.sourceSHA256,
             notifier: SystemdNotifier(environment: ConfigFile.processEnvironment()), logLevel: level)
         // Metrics from libraries (swift-metrics) land in the same registry as the gateway's own.
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: gateway.metrics.registry))

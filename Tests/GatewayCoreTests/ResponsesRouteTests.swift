@@ -186,24 +186,25 @@ struct StoredResponsesRouteTests {
                 return store
             }
             try await GatewayHarness.with(requestLogStore: postgres) { first in
-                let made = try await first.post("/v1/responses", json: ["model": "gpt-4o-mini", "input": "fleet question"])
-                let id = try #require(made.json?["id"]?.stringValue)
-                let log = try #require(first.requestLog)
-                await log.flush()
-                #expect(first.daemon?.storedResponses?.pendingCount == 0, "written rows leave the gateway's memory")
-                #expect(try await server.psql("SELECT key_name FROM stored_responses WHERE id = '\(id)'") == "tests\n")
                 try await first.withAnotherGateway(config: first.config, requestLogStore: postgres) { second in
+                    // Asked of the other gateway at once, before the first has written its row: the lookup waits for it.
+                    let made = try await first.post("/v1/responses", json: ["model": "gpt-4o-mini", "input": "fleet question"])
+                    let id = try #require(made.json?["id"]?.stringValue)
                     let fetched = try await second.get("/v1/responses/\(id)")
                     #expect(fetched.status == 200)
                     #expect(fetched.json?["id"] == .string(id))
+                    let log = try #require(first.requestLog)
+                    await log.flush()
+                    #expect(first.daemon?.storedResponses?.pendingCount == 0, "written rows leave the gateway's memory")
+                    #expect(try await server.psql("SELECT key_name FROM stored_responses WHERE id = '\(id)'") == "tests\n")
                     let next = try await second.post(
                         "/v1/responses", json: ["model": "gpt-4o-mini", "input": "fleet follow-up", "previous_response_id": .string(id)])
                     #expect(next.status == 200)
                     let seen = Self.offsets(of: ["fleet question", "Hello from openai: fleet question", "fleet follow-up"], in: second.openai)
                     #expect(seen.allSatisfy { $0 != nil }, "\(seen)")
                     #expect(try await second.delete("/v1/responses/\(id)").status == 200)
+                    #expect(try await first.get("/v1/responses/\(id)").status == 404, "a delete on one gateway holds for all")
                 }
-                #expect(try await first.get("/v1/responses/\(id)").status == 404, "a delete on one gateway holds for all")
             }
         }
     }

@@ -6,7 +6,8 @@ import NIOConcurrencyHelpers
 /// A kept response travels with its request's row (`RequestRecord.storedResponse`), so it is written in the row's
 /// batch, spooled through a database outage and replayed with it: keeping one adds no write to the request path.
 /// Until the row is written, the response waits here, so the gateway that answered finds it at once; another gateway
-/// of a fleet finds it once the row is written (within `request_log.flush_interval`). At most `pendingLimit` responses
+/// of a fleet finds it once the row is written (within `request_log.flush_interval`), and a lookup there that finds
+/// nothing asks again for up to twice that (`fleetWait`). At most `pendingLimit` responses
 /// and `pendingByteLimit` bytes wait here: beyond, the oldest are only in the log's queue or spool until written.
 ///
 /// Responses are scoped to the key that made them: any other key is told there is no such response.
@@ -38,9 +39,17 @@ public final class StoredResponses: Sendable {
     private let log: RequestLog
     private let pending = NIOLockedValueBox(Pending())
 
+    /// How long a lookup that finds nothing keeps asking the database: another gateway of the fleet may have
+    /// answered the response a moment ago, its row not written yet. Zero for a database of one gateway.
+    public let fleetWait: Duration
+
     /// Keeps responses in `log`'s database, and learns from it when their rows are written.
-    public init(log: RequestLog, pendingByteLimit: Int = StoredResponses.defaultPendingByteLimit) {
+    /// - Parameters:
+    ///   - fleetWait: how long a lookup waits for another gateway's row (`fleetWait(for:)`).
+    ///   - pendingByteLimit: the bytes of responses that may wait in memory for their rows.
+    public init(log: RequestLog, fleetWait: Duration = .zero, pendingByteLimit: Int = StoredResponses.defaultPendingByteLimit) {
         self.log = log
+        self.fleetWait = fleetWait
         self.pendingByteLimit = pendingByteLimit
         log.onWritten { [weak self] records in
             let written = records.compactMap(\.storedResponse?.id)
@@ -71,13 +80,25 @@ public final class StoredResponses: Sendable {
         }
     }
 
-    /// The response `id` of `keyName`, unless it expired or belongs to another key.
+    /// How long a fleet's lookups wait for another gateway's row: twice the flush interval when the request log is
+    /// a database several gateways share (PostgreSQL), else nothing.
+    public static func fleetWait(for settings: RequestLogSettings) -> Duration {
+        settings.backend == .postgres ? settings.flushInterval * 2 : .zero
+    }
+
+    /// The response `id` of `keyName`, unless it expired or belongs to another key. With a `fleetWait`, a miss asks
+    /// the database again every 100 ms until it has passed.
     /// - Throws: the store's error when the database cannot be asked.
     public func find(id: String, keyName: String, nowMicros: Int64 = UnixTime.nowMicros()) async throws -> StoredResponse? {
         if let waiting = pending.withLockedValue({ $0.byID[id]?.response }) {
             return waiting.isVisible(to: keyName, atMicros: nowMicros) ? waiting : nil
         }
-        return try await log.backingStore.storedResponse(id: id, keyName: keyName, nowMicros: nowMicros)
+        let deadline = ContinuousClock.now + fleetWait
+        while true {
+            if let found = try await log.backingStore.storedResponse(id: id, keyName: keyName, nowMicros: nowMicros) { return found }
+            guard ContinuousClock.now + .milliseconds(100) <= deadline else { return nil }
+            try await Task.sleep(for: .milliseconds(100))
+        }
     }
 
     /// Deletes the response `id` of `keyName`; false when there is none for that key.

@@ -124,13 +124,17 @@ struct GatewayHarness: Sendable {
         let records = RecordCollector()
         // With a store, rows also go to a real request log, which keeps the Responses API's stored responses.
         var log: RequestLog?
+        var fleetWait = Duration.zero
         if let requestLogStore {
             let spool = NSTemporaryDirectory() + "harness-spool-\(UUID().uuidString)"
-            log = RequestLog(store: try await requestLogStore(), spoolPath: spool, batchSize: 100, flushInterval: .milliseconds(200), logger: logger)
+            let store = try await requestLogStore()
+            log = RequestLog(store: store, spoolPath: spool, batchSize: 100, flushInterval: .milliseconds(200), logger: logger)
+            // As the daemon does for PostgreSQL (`StoredResponses.fleetWait(for:)`): twice the flush interval.
+            if store is PostgresRequestLogStore { fleetWait = .milliseconds(400) }
         }
         let gateway = try Gateway(
             config: config, logger: logger, requestLog: log.map { RecordTee(records: records, log: $0) } ?? records,
-            storedResponses: log.map { StoredResponses(log: $0) }, plainHTTP: plainHTTP, budgetEvents: budgetEvents, budgetClock: budgetClock)
+            storedResponses: log.map { StoredResponses(log: $0, fleetWait: fleetWait) }, plainHTTP: plainHTTP, budgetEvents: budgetEvents, budgetClock: budgetClock)
         let (stream, continuation) = AsyncStream<Int>.makeStream()
         let app = gateway.makeApplication { port in continuation.yield(port) }
         try await withThrowingTaskGroup(of: Void.self) { group in
