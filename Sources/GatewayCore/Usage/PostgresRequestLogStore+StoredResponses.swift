@@ -2,16 +2,23 @@ import PostgresNIO
 
 /// The `stored_responses` table: responses kept for `previous_response_id` and `GET /v1/responses/{id}`.
 extension PostgresRequestLogStore {
-    static func insertStoredResponseQuery(_ response: StoredResponse) -> PostgresQuery {
-        let id = storable(response.id)
-        let key = storable(response.keyName)
-        let body = storable(response.response)
-        let input = storable(response.input)
-        return """
-            INSERT INTO stored_responses (id, key_name, created_at, expires_at, response, input)
-            VALUES (\(id), \(key), \(response.createdAtMicros), \(response.expiresAtMicros), \(body), \(input))
-            ON CONFLICT (id) DO NOTHING
-            """
+    /// One `INSERT` for `responses`, every value bound.
+    static func insertStoredResponsesQuery(_ responses: ArraySlice<StoredResponse>) -> PostgresQuery {
+        var bindings = PostgresBindings(capacity: responses.count * 6)
+        var rows: [String] = []
+        for response in responses {
+            let first = bindings.count + 1
+            rows.append("(" + (first..<first + 6).map { "$\($0)" }.joined(separator: ", ") + ")")
+            bindings.append(storable(response.id))
+            bindings.append(storable(response.keyName))
+            bindings.append(response.createdAtMicros)
+            bindings.append(response.expiresAtMicros)
+            bindings.append(storable(response.response))
+            bindings.append(storable(response.input))
+        }
+        let sql = "INSERT INTO stored_responses (id, key_name, created_at, expires_at, response, input) VALUES "
+            + rows.joined(separator: ", ") + " ON CONFLICT (id) DO NOTHING"
+        return PostgresQuery(unsafeSQL: sql, binds: bindings)
     }
 
     public func storedResponse(id: String, keyName: String, nowMicros: Int64) async throws -> StoredResponse? {

@@ -111,8 +111,10 @@ public final class PostgresRequestLogStore: RequestLogStore {
                     let statement = try await onThreadPool { Self.insertQuery(chunk) }
                     try await connection.query(statement, logger: logger)
                 }
-                for response in records.compactMap(\.storedResponse) {
-                    try await connection.query(Self.insertStoredResponseQuery(response), logger: logger)
+                let responses = records.compactMap(\.storedResponse)
+                for start in stride(from: 0, to: responses.count, by: Self.rowsPerStatement) {
+                    let chunk = responses[start..<min(start + Self.rowsPerStatement, responses.count)]
+                    try await connection.query(Self.insertStoredResponsesQuery(chunk), logger: logger)
                 }
             }
         }

@@ -2,8 +2,11 @@ import SQLiteNIO
 
 /// The `stored_responses` table: responses kept for `previous_response_id` and `GET /v1/responses/{id}`.
 extension SQLiteRequestLogStore {
-    static let insertStoredResponseSQL =
-        "INSERT OR IGNORE INTO stored_responses (id, key_name, created_at, expires_at, response, input) VALUES (?, ?, ?, ?, ?, ?)"
+    /// One statement for `rows` responses, as the batch's rows are written (`rowsPerStatement` at a time).
+    static func insertStoredResponsesSQL(rows: Int) -> String {
+        "INSERT OR IGNORE INTO stored_responses (id, key_name, created_at, expires_at, response, input) VALUES "
+            + Array(repeating: "(?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+    }
 
     static func binds(_ response: StoredResponse) -> [SQLiteData] {
         [

@@ -114,8 +114,10 @@ public final class SQLiteRequestLogStore: RequestLogStore {
                     let statement = try await onThreadPool { Self.insertStatement(chunk) }
                     _ = try await connection.query(statement.sql, statement.binds)
                 }
-                for response in records.compactMap(\.storedResponse) {
-                    _ = try await connection.query(Self.insertStoredResponseSQL, Self.binds(response))
+                let responses = records.compactMap(\.storedResponse)
+                for start in stride(from: 0, to: responses.count, by: Self.rowsPerStatement) {
+                    let chunk = responses[start..<min(start + Self.rowsPerStatement, responses.count)]
+                    _ = try await connection.query(Self.insertStoredResponsesSQL(rows: chunk.count), chunk.flatMap(Self.binds))
                 }
             }
         }
