@@ -34,9 +34,11 @@ public struct OpenAIResponsesDialect: ClientDialect {
         let json = try ChatRequest.parseBody(body.readableBytesView)
         var request = try decode(json: json)
         var extras = try Self.extras(of: json)
+        let storeAsked = extras.store
         extras.store = false
         let object = json.objectValue ?? [:]
-        request.responses = ResponsesContext(id: Self.makeResponseID(), extras: extras, body: object, input: Self.inputItems(of: json["input"]))
+        request.responses = ResponsesContext(
+            id: Self.makeResponseID(), extras: extras, storeAsked: storeAsked, body: object, input: Self.inputItems(of: json["input"]))
         request.native = Self.nativeRequest(body: Array(body.readableBytesView), object: object)
         return request
     }
@@ -44,11 +46,10 @@ public struct OpenAIResponsesDialect: ClientDialect {
     /// Follows `previous_response_id` (the previous conversation goes before this request's input) and, when the
     /// request asks for it (`store`, true by default), arranges for the response to be kept for its key.
     /// - Throws: `GatewayError`: 404 `previous_response_not_found` for a response that is not there for this key (or
-    ///   expired; OpenAI says 400 with the same code), 400 when the gateway keeps no responses (`request_log.backend: off`), 503 when the database cannot
-    ///   be asked.
+    ///   expired; OpenAI says 400 with the same code), 400 when the gateway keeps no responses
+    ///   (`request_log.backend: off`), 503 when the database cannot be asked.
     public func prepare(_ request: ChatRequest, key: KeyConfig, context requestContext: GatewayRequestContext) async throws -> ChatRequest {
         guard var context = request.responses else { return request }
-        let asked = (try? Self.extras(of: .object(context.body)).store) ?? true
         var chat = request
         var conversation = context.input
         if let previousID = context.extras.previousResponseID {
@@ -76,7 +77,7 @@ public struct OpenAIResponsesDialect: ClientDialect {
             // OpenAI gets the whole conversation too: the previous response is the gateway's, not OpenAI's.
             chat.native = Self.nativeRequest(body: Array(JSON.object(body).serialized().utf8), object: body)
         }
-        if asked, let stored {
+        if context.storeAsked, let stored {
             context.extras.store = true
             context.keeper = stored.keeper(
                 id: context.id, keyName: key.name, input: conversation,
@@ -185,6 +186,9 @@ public struct ResponsesContext: Sendable {
     public var id: String
     /// What the response echoes.
     public var extras: ResponsesRequestExtras
+    /// Whether the request asked for the response to be kept (`store`, true by default); `extras.store` says whether
+    /// it is.
+    var storeAsked = false
     /// The request body as the client sent it (followed again with the previous conversation's items).
     var body: [String: JSON] = [:]
     /// This request's `input` as items (a string is one user message).
@@ -197,9 +201,10 @@ public struct ResponsesContext: Sendable {
         self.extras = extras
     }
 
-    init(id: String, extras: ResponsesRequestExtras, body: [String: JSON], input: [JSON]) {
+    init(id: String, extras: ResponsesRequestExtras, storeAsked: Bool, body: [String: JSON], input: [JSON]) {
         self.id = id
         self.extras = extras
+        self.storeAsked = storeAsked
         self.body = body
         self.input = input
     }
