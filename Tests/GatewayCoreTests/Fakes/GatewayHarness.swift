@@ -129,8 +129,9 @@ struct GatewayHarness: Sendable {
             let spool = NSTemporaryDirectory() + "harness-spool-\(UUID().uuidString)"
             let store = try await requestLogStore()
             log = RequestLog(store: store, spoolPath: spool, batchSize: 100, flushInterval: .milliseconds(200), logger: logger)
-            // As the daemon does for PostgreSQL (`StoredResponses.fleetWait(for:)`): twice the flush interval.
-            if store is PostgresRequestLogStore { fleetWait = .milliseconds(400) }
+            // As the daemon does for PostgreSQL (`StoredResponses.fleetWait(for:)`), with room for a busy machine,
+            // where the other gateway's writer may run late.
+            if store is PostgresRequestLogStore { fleetWait = .seconds(3) }
         }
         let gateway = try Gateway(
             config: config, logger: logger, requestLog: log.map { RecordTee(records: records, log: $0) } ?? records,
